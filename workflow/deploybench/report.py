@@ -1,0 +1,200 @@
+"""Render the one self-contained HTML report (Jinja2 template, seaborn figures inlined)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import io
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from . import hardware
+from .io import atomic_path, read_json
+
+PACKAGES = (
+    "torch", "torchvision", "onnx", "onnxscript", "onnxsim", "onnxslim", "onnxruntime",
+    "openvino", "nncf", "numpy", "snakemake",
+)  # fmt: skip
+ACCEPTABLE_PARITY = ("pass",)
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _figure_to_data_uri(figure) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def config_label(row) -> str:
+    return f"{row.backend} {row.precision} {row.shape}"
+
+
+def recommend(model_rows, pretrained: bool) -> list[dict[str, Any]]:
+    """Per batch size: the fastest configuration whose outputs pass parity."""
+    picks = []
+    ok = model_rows[model_rows.status == "ok"]
+    for batch, group in ok.groupby("batch"):
+        passing = group[group.parity.isin(ACCEPTABLE_PARITY)]
+        note = ""
+        if passing.empty and not pretrained:
+            passing = group[group.parity == "inconclusive"]
+            note = "parity could not be judged (random weights): numerical error within tolerance"
+        if passing.empty:
+            picks.append({"batch": int(batch), "row": None, "note": "no configuration passed parity"})
+            continue
+        best = passing.sort_values("median_ms").iloc[0]
+        picks.append({"batch": int(batch), "row": best, "note": note})
+    return picks
+
+
+def _plots(model: str, rows, latencies) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    figures: dict[str, str] = {}
+    ok = rows[rows.status == "ok"].copy()
+    if ok.empty:
+        return figures
+    ok["config"] = ok.apply(config_label, axis=1)
+    ok["batch"] = ok["batch"].astype(int)
+
+    if ok.speedup.notna().any():
+        order = ok.groupby("config").speedup.max().sort_values(ascending=False).index
+        fig, ax = plt.subplots(figsize=(9, 0.35 * len(order) + 1.5))
+        sns.barplot(data=ok, y="config", x="speedup", hue="batch", order=order, ax=ax,
+                    palette="viridis", orient="h")  # fmt: skip
+        ax.axvline(1.0, color="black", lw=1, ls="--")
+        ax.set(xlabel="speedup over PyTorch eager fp32 (median latency ratio)", ylabel="",
+               title=f"{model}: speedup")  # fmt: skip
+        figures["speedup"] = _figure_to_data_uri(fig)
+
+    lat = latencies[latencies.model == model].copy()
+    if not lat.empty:
+        lat["config"] = lat.backend + " " + lat.precision + " " + lat.shape
+        lat["batch"] = lat["batch"].astype(int)
+        order = lat.groupby("config").latency_ms.median().sort_values().index
+        fig, ax = plt.subplots(figsize=(9, 0.35 * len(order) + 1.5))
+        sns.boxplot(data=lat, y="config", x="latency_ms", hue="batch", order=order, ax=ax,
+                    palette="viridis", showfliers=True, fliersize=1.5, orient="h")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set(xlabel="latency per batch, ms (log scale; every measured iteration)", ylabel="",
+               title=f"{model}: latency distributions")  # fmt: skip
+        figures["latency"] = _figure_to_data_uri(fig)
+
+    if ok.batch.nunique() > 1:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        family = ok.backend + " " + ok.precision
+        sns.lineplot(data=ok.assign(family=family), x="batch", y="throughput_per_s", hue="family",
+                     style="shape", markers=True, ax=ax)  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images / s (batch / median)",
+               title=f"{model}: throughput vs batch")  # fmt: skip
+        ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
+        figures["throughput"] = _figure_to_data_uri(fig)
+    return figures
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 10 ** -(digits - 1) or abs(value) >= 1e5):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def render_report(
+    summary_csv: str,
+    latencies_csv: str,
+    onnx_fact_paths: list[str],
+    model_fact_paths: list[str],
+    settings: dict[str, Any],
+    threads: int,
+    out_html: str,
+) -> None:
+    import jinja2
+    import pandas as pd
+
+    summary = pd.read_csv(summary_csv)
+    latencies = pd.read_csv(latencies_csv)
+    for column in ("parity", "noisy", "speedup", "median_ms", "execution_precision"):
+        if column not in summary:
+            summary[column] = None
+
+    model_facts = {}
+    for path in model_fact_paths:
+        facts = read_json(path)
+        model_facts[facts["spec"]["name"]] = facts
+    onnx_facts = []
+    for path in sorted(p for p in onnx_fact_paths if p.endswith("simplify.json")):
+        folder = Path(path).parent
+        export = read_json(folder / "export.json")
+        simplified = read_json(path)
+        onnx_facts.append({"model": folder.parent.name, "shape": folder.name, "export": export,
+                           "simplify": simplified})  # fmt: skip
+
+    models = []
+    for model in summary.model.drop_duplicates():
+        rows = summary[summary.model == model]
+        facts = model_facts.get(model, {})
+        pretrained = bool(facts.get("pretrained", False))
+        models.append({
+            "name": model,
+            "facts": facts,
+            "pretrained": pretrained,
+            "recommendations": recommend(rows, pretrained),
+            "rows": rows.to_dict("records"),
+            "figures": _plots(model, rows, latencies),
+        })  # fmt: skip
+
+    timed = summary[summary.status == "ok"]
+    problems = summary[summary.status != "ok"].drop_duplicates(
+        ["model", "backend", "precision", "shape", "status", "reason"]
+    )
+    parity_rows = summary[summary.parity.notna()].drop_duplicates(
+        ["model", "backend", "precision", "shape"]
+    )
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("deploybench", "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["fmt"] = _fmt
+    html = env.get_template("report.html.j2").render(
+        generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        models=models,
+        parity_rows=parity_rows.to_dict("records"),
+        problems=problems.to_dict("records"),
+        onnx_facts=onnx_facts,
+        host=hardware.describe(),
+        versions=_versions(),
+        threads=threads,
+        timing=settings.get("timing", {}),
+        noisy_count=int(timed.noisy.fillna(False).astype(bool).sum()),
+        timed_count=len(timed),
+        max_foreign_cpu=timed.foreign_cpu.max() if "foreign_cpu" in timed else None,
+        load_range=(
+            (timed.load_average_before.min(), timed.load_average_before.max())
+            if "load_average_before" in timed and len(timed) else None
+        ),  # fmt: skip
+    )
+    with atomic_path(out_html) as tmp:
+        tmp.write_text(html)

@@ -1,0 +1,144 @@
+# What the rules share: the validated config, the plan of combinations, wildcard constraints,
+# input and param functions, and the target lists.
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from deploybench import hardware
+from deploybench.backends import get_backend
+from deploybench.config import (
+    HostFacts,
+    describe_validation_error,
+    parse_config,
+    plan,
+    shape_names,
+    static_batch,
+)
+from deploybench.errors import ConfigError
+from deploybench.gpu import gpu_present
+
+try:
+    validate(config, "../../config/schema.yaml")
+except WorkflowError as exc:
+    raise ConfigError(describe_validation_error(exc)) from None
+
+SETTINGS = parse_config(config)
+HOST = HostFacts(cpu_flags=hardware.cpu_flags(), has_gpu=gpu_present(SETTINGS.gpu))
+PLAN = plan(SETTINGS, HOST)
+PLANNED = [row for row in PLAN if row.status == "planned"]
+SKIPPED = [row.as_dict() for row in PLAN if row.status == "skipped"]
+SHAPES = shape_names(SETTINGS.shapes, SETTINGS.batch_sizes)
+# Every backend is timed with the same thread count: the config's, or the cores of this run.
+TIMING_THREADS = SETTINGS.timing.threads or min(
+    workflow.cores or 1, hardware.available_cores()
+)
+
+
+def _alternatives(values):
+    return "|".join(re.escape(str(v)) for v in values) or "(?!)"
+
+
+wildcard_constraints:
+    model=_alternatives(SETTINGS.models),
+    backend=_alternatives(SETTINGS.backends),
+    precision=_alternatives(SETTINGS.precisions),
+    shape=_alternatives(SHAPES),
+    batch=r"\d+",
+
+
+# ---------------------------------------------------------------- params
+
+
+def model_spec(wildcards):
+    return SETTINGS.models[wildcards.model].as_dict()
+
+
+def backend_options(wildcards):
+    return config["backend_options"].get(wildcards.backend, {})
+
+
+def backend_version(wildcards):
+    # A new backend release reruns that backend's chain (params trigger), nothing else.
+    return get_backend(wildcards.backend).version()
+
+
+def parity_tolerance(wildcards):
+    return config["parity"]["tolerances"][wildcards.precision]
+
+
+def result_keys(wildcards):
+    return {
+        "model": wildcards.model,
+        "backend": wildcards.backend,
+        "precision": wildcards.precision,
+        "shape": wildcards.shape,
+    }
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def compile_source(wildcards):
+    """The checkpoint for eager PyTorch, the simplified ONNX for every other backend."""
+    if get_backend(wildcards.backend).source == "torch":
+        return f"results/models/{wildcards.model}/model.pt"
+    return f"results/onnx/{wildcards.model}/{wildcards.shape}/model.onnx"
+
+
+def compile_calibration(wildcards):
+    if wildcards.precision in get_backend(wildcards.backend).needs_calibration:
+        return f"results/inputs/{wildcards.model}/calibration.npz"
+    return []
+
+
+# ---------------------------------------------------------------- targets
+
+
+def _unique(paths):
+    return list(dict.fromkeys(paths))
+
+
+def timing_targets():
+    return _unique(
+        f"results/timings/{r.model}/{r.backend}/{r.precision}/{r.shape}/b{r.batch}.json"
+        for r in PLANNED
+    )
+
+
+def parity_targets():
+    return _unique(
+        f"results/parity/{r.model}/{r.backend}/{r.precision}/{r.shape}.json"
+        for r in PLANNED
+    )
+
+
+def compile_targets():
+    return _unique(
+        f"results/compiled/{r.model}/{r.backend}/{r.precision}/{r.shape}"
+        for r in PLANNED
+    )
+
+
+def onnx_fact_targets():
+    used = {
+        (r.model, r.shape)
+        for r in PLANNED
+        if get_backend(r.backend).source == "onnx"
+    }
+    return [
+        path
+        for model, shape in sorted(used)
+        for path in (
+            f"results/onnx/{model}/{shape}/export.json",
+            f"results/onnx/{model}/{shape}/simplify.json",
+        )
+    ]
+
+
+def model_fact_targets():
+    return [f"results/models/{model}/model.json" for model in SETTINGS.models]

@@ -1,0 +1,54 @@
+rule fetch_model:
+    output:
+        weights="results/models/{model}/model.pt",
+        facts="results/models/{model}/model.json",
+    log:
+        "logs/fetch_model/{model}.log",
+    params:
+        spec=model_spec,
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/fetch_model.py"
+
+
+rule prepare_evaluation_inputs:
+    output:
+        evaluation="results/inputs/{model}/evaluation.npz",
+    log:
+        "logs/prepare_evaluation_inputs/{model}.log",
+    params:
+        spec=model_spec,
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/prepare_evaluation_inputs.py"
+
+
+rule prepare_calibration_inputs:
+    output:
+        calibration="results/inputs/{model}/calibration.npz",
+    log:
+        "logs/prepare_calibration_inputs/{model}.log",
+    params:
+        spec=model_spec,
+        size=config["inputs"]["calibration_size"],
+        seed=config["inputs"]["seed"],
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/prepare_calibration_inputs.py"
+
+
+rule reference_outputs:
+    input:
+        weights="results/models/{model}/model.pt",
+        evaluation="results/inputs/{model}/evaluation.npz",
+    output:
+        outputs="results/reference/{model}/outputs.npz",
+    log:
+        "logs/reference_outputs/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/reference_outputs.py"

@@ -1,0 +1,15 @@
+from deploybench.entry import run_job
+from deploybench.pipeline import check_parity
+
+run_job(
+    snakemake.log[0],
+    check_parity,
+    artifact_dir=snakemake.input.artifact,
+    inputs_npz=snakemake.input.evaluation,
+    reference_npz=snakemake.input.reference,
+    tolerance=snakemake.params.tolerance,
+    threads=snakemake.params.threads,
+    options=snakemake.params.options,
+    out_json=snakemake.output.parity,
+    keys=snakemake.params.record_keys,
+)

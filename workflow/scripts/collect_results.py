@@ -1,0 +1,13 @@
+from deploybench.collect import collect_results
+from deploybench.entry import run_job
+
+run_job(
+    snakemake.log[0],
+    collect_results,
+    timing_paths=list(snakemake.input.timings),
+    parity_paths=list(snakemake.input.parity),
+    artifact_dirs=list(snakemake.input.artifacts),
+    skipped=snakemake.params.skipped,
+    out_summary=snakemake.output.summary,
+    out_latencies=snakemake.output.latencies,
+)

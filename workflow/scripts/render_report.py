@@ -1,0 +1,14 @@
+from deploybench.entry import run_job
+from deploybench.report import render_report
+
+run_job(
+    snakemake.log[0],
+    render_report,
+    summary_csv=snakemake.input.summary,
+    latencies_csv=snakemake.input.latencies,
+    onnx_fact_paths=list(snakemake.input.onnx_facts),
+    model_fact_paths=list(snakemake.input.model_facts),
+    settings=snakemake.params.settings,
+    threads=snakemake.params.threads,
+    out_html=snakemake.output[0],
+)
