@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,10 @@ from .pipeline import configure_logging
 
 
 def run_job(log_path: str | None, function: Callable[..., Any], **kwargs: Any) -> None:
-    """Call ``function(**kwargs)``; a user-fixable error becomes one line and exit status 1."""
+    """Call ``function(**kwargs)``; any error ends the job with one line and exit status 1.
+
+    The full traceback goes to the job's log; the console gets one line naming the problem.
+    """
     configure_logging(log_path)
     log_file = open(log_path, "a") if log_path else sys.stderr  # noqa: SIM115
     try:
@@ -20,10 +24,20 @@ def run_job(log_path: str | None, function: Callable[..., Any], **kwargs: Any) -
         with contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
             function(**kwargs)
     except DeploybenchError as exc:
-        message = f"deploybench: error: {exc}"
-        print(message, file=log_file, flush=True)
-        print(message, file=sys.__stderr__, flush=True)
-        raise SystemExit(1) from None
+        _fail(f"deploybench: error: {exc}", log_path)
+    except Exception as exc:
+        logging.getLogger("deploybench").exception("job failed")
+        first = (str(exc).strip().splitlines() or [""])[0]
+        _fail(f"deploybench: unexpected {type(exc).__name__}: {first} (traceback in {log_path})",
+              log_path)  # fmt: skip
     finally:
         if log_file is not sys.stderr:
             log_file.close()
+
+
+def _fail(message: str, log_path: str | None) -> None:
+    if log_path:
+        with open(log_path, "a") as handle:
+            print(message, file=handle)
+    print(message, file=sys.__stderr__, flush=True)
+    raise SystemExit(1)

@@ -40,14 +40,14 @@ def prepare_calibration_inputs(spec: dict, size: int, seed: int, out_path: str) 
     log.info("calibration inputs: %s", prepare_calibration(ModelSpec(**spec), size, seed, out_path))
 
 
-def export_onnx(model_pt: str, shape: str, export: dict, out_onnx: str, out_json: str) -> None:
+def export_onnx(model_pt: str, shape: str, settings: dict, out_onnx: str, out_json: str) -> None:
     from .config import static_batch
     from .models import load_model
     from .onnx_tools import export_onnx as export
 
     model, spec = load_model(Path(model_pt).parent)
     facts = export(
-        model, spec.input_size, out_onnx, static_batch(shape), export["exporter"], export["opset"]
+        model, spec.input_size, out_onnx, static_batch(shape), settings["exporter"], settings["opset"]
     )
     write_json(out_json, facts)
     log.info("exported %s/%s: %d nodes, opset %s", spec.name, shape, facts["nodes"], facts["opset"])
@@ -211,7 +211,7 @@ def check_parity(
 
 
 def configure_logging(log_path: str | None) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [] if log_path else [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))

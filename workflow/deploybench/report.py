@@ -39,8 +39,9 @@ def _figure_to_data_uri(figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def config_label(row) -> str:
-    return f"{row.backend} {row.precision} {row.shape}"
+def config_labels(frame):
+    # frame.shape is the DataFrame's size, hence the item access.
+    return frame["backend"] + " " + frame["precision"] + " " + frame["shape"]
 
 
 def recommend(model_rows, pretrained: bool) -> list[dict[str, Any]]:
@@ -56,7 +57,7 @@ def recommend(model_rows, pretrained: bool) -> list[dict[str, Any]]:
         if passing.empty:
             picks.append({"batch": int(batch), "row": None, "note": "no configuration passed parity"})
             continue
-        best = passing.sort_values("median_ms").iloc[0]
+        best = passing.sort_values("median_ms").iloc[0].to_dict()
         picks.append({"batch": int(batch), "row": best, "note": note})
     return picks
 
@@ -73,7 +74,7 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
     ok = rows[rows.status == "ok"].copy()
     if ok.empty:
         return figures
-    ok["config"] = ok.apply(config_label, axis=1)
+    ok["config"] = config_labels(ok)
     ok["batch"] = ok["batch"].astype(int)
 
     if ok.speedup.notna().any():
@@ -88,7 +89,7 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
 
     lat = latencies[latencies.model == model].copy()
     if not lat.empty:
-        lat["config"] = lat.backend + " " + lat.precision + " " + lat.shape
+        lat["config"] = config_labels(lat)
         lat["batch"] = lat["batch"].astype(int)
         order = lat.groupby("config").latency_ms.median().sort_values().index
         fig, ax = plt.subplots(figsize=(9, 0.35 * len(order) + 1.5))
@@ -166,8 +167,11 @@ def render_report(
         })  # fmt: skip
 
     timed = summary[summary.status == "ok"]
-    problems = summary[summary.status != "ok"].drop_duplicates(
-        ["model", "backend", "precision", "shape", "status", "reason"]
+    problems = (
+        summary[summary.status != "ok"]
+        .groupby(["model", "backend", "precision", "status", "reason"], sort=True)["shape"]
+        .agg(lambda shapes: ", ".join(dict.fromkeys(shapes)))
+        .reset_index()
     )
     parity_rows = summary[summary.parity.notna()].drop_duplicates(
         ["model", "backend", "precision", "shape"]

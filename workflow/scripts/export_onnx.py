@@ -6,7 +6,7 @@ run_job(
     export_onnx,
     model_pt=snakemake.input.weights,
     shape=snakemake.wildcards.shape,
-    export={"exporter": snakemake.params.exporter, "opset": snakemake.params.opset},
+    settings={"exporter": snakemake.params.exporter, "opset": snakemake.params.opset},
     out_onnx=snakemake.output.onnx,
     out_json=snakemake.output.facts,
 )
