@@ -149,10 +149,9 @@ def describe_validation_error(error: BaseException) -> str:
     """One line from the jsonschema error inside Snakemake's WorkflowError."""
     import jsonschema
 
-    inner = next(
-        (a for a in getattr(error, "args", ()) if isinstance(a, jsonschema.ValidationError)),
-        error if isinstance(error, jsonschema.ValidationError) else None,
-    )
+    # Snakemake wraps the jsonschema error: it is an argument, or the exception's context.
+    candidates = [error, *getattr(error, "args", ()), error.__cause__, error.__context__]
+    inner = next((c for c in candidates if isinstance(c, jsonschema.ValidationError)), None)
     if inner is None:
         return str(error).splitlines()[0]
     best = jsonschema.exceptions.best_match([inner]) or inner

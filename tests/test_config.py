@@ -1,0 +1,130 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from deploybench.config import (
+    HostFacts,
+    describe_validation_error,
+    parse_config,
+    plan,
+    shape_names,
+)
+from deploybench.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "config" / "schema.yaml")
+ZEN4 = HostFacts(cpu_flags=frozenset({"avx512f", "avx512_bf16"}), has_gpu=False)
+OLD_CPU = HostFacts(cpu_flags=frozenset({"avx2"}), has_gpu=False)
+
+
+def validated(raw):
+    config = copy.deepcopy(raw)
+    validate(config, SCHEMA)
+    return config
+
+
+@pytest.fixture
+def default_config():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_default_config_validates_and_gets_schema_defaults(default_config):
+    config = validated(default_config)
+    assert config["timing"]["min_iterations"] == 30
+    assert config["parity"]["tolerances"]["fp32"]["max_rel"] == 1e-4
+    assert config["export"]["simplifier"] == "onnxsim"
+    settings = parse_config(config)
+    assert set(settings.models) == {"resnet18", "mobilenet_v3_small", "efficientnet_lite0"}
+    assert settings.models["efficientnet_lite0"].pretrained
+    assert not settings.models["resnet18"].pretrained
+    assert settings.models["resnet18"].resize == 256
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"batch_sizes": [-1]}, "batch_sizes/0"),
+        ({"batch_sizes": "8"}, "batch_sizes"),
+        ({"precisions": ["fp8"]}, "precisions/0"),
+        ({"timing": {"min_iterations": "many"}}, "timing/min_iterations"),
+        ({"models": {"m": {"source": "hub"}}}, "models/m/source"),
+        ({"typo_key": 1}, "(top level)"),
+    ],
+)
+def test_malformed_config_fails_with_one_line_naming_the_place(default_config, change, where):
+    config = {**default_config, **change}
+    with pytest.raises(WorkflowError) as info:
+        validate(config, SCHEMA)
+    message = describe_validation_error(info.value)
+    assert "\n" not in message
+    assert where in message
+    assert "fix it in your config" in message
+
+
+def test_unknown_backend_and_options_are_refused(default_config):
+    with pytest.raises(ConfigError, match="unknown backend 'tflite'"):
+        parse_config(validated({**default_config, "backends": ["pytorch", "tflite"]}))
+    with pytest.raises(ConfigError, match="unknown backend"):
+        parse_config(validated({**default_config, "backend_options": {"tflite": {}}}))
+    with pytest.raises(ConfigError, match="unknown option"):
+        parse_config(
+            validated({**default_config, "backend_options": {"onnxruntime": {"turbo": True}}})
+        )
+
+
+def test_model_spec_consistency_checks(default_config):
+    bad = {"models": {"m": {"source": "checkpoint", "architecture": "resnet18"}}}
+    with pytest.raises(ConfigError, match="checkpoint"):
+        parse_config(validated({**default_config, **bad}))
+    bad = {"models": {"m": {"source": "torchvision"}}}
+    with pytest.raises(ConfigError, match="architecture"):
+        parse_config(validated({**default_config, **bad}))
+
+
+def test_shape_names_expand_static_per_batch():
+    assert shape_names(("static", "dynamic"), (1, 8)) == ["static_b1", "static_b8", "dynamic"]
+    assert shape_names(("dynamic",), (1, 8)) == ["dynamic"]
+
+
+def test_plan_covers_every_combination_with_a_status(default_config):
+    settings = parse_config(validated(default_config))
+    rows = plan(settings, ZEN4)
+    statuses = {(r.model, r.backend, r.precision, r.shape, r.batch): r for r in rows}
+    assert statuses[("resnet18", "onnxruntime", "int8", "static_b8", 8)].status == "planned"
+    assert statuses[("resnet18", "onnxruntime", "fp32", "dynamic", 1)].status == "planned"
+    assert statuses[("resnet18", "onnxruntime", "fp32", "dynamic", 8)].status == "planned"
+    skipped = statuses[("resnet18", "onnxruntime", "bf16", "dynamic", 1)]
+    assert skipped.status == "skipped" and "does not offer bf16" in skipped.reason
+    # eager PyTorch has no static graphs: it is planned once per batch, as dynamic
+    assert ("resnet18", "pytorch", "fp32", "static_b1", 1) not in statuses
+    assert statuses[("resnet18", "pytorch", "bf16", "dynamic", 8)].status == "planned"
+    # every model x backend x precision appears
+    triples = {(r.model, r.backend, r.precision) for r in rows}
+    assert len(triples) == 3 * 3 * 3
+
+
+def test_bf16_is_skipped_on_a_cpu_without_it(default_config):
+    settings = parse_config(validated(default_config))
+    rows = [r for r in plan(settings, OLD_CPU) if r.precision == "bf16"]
+    by_backend = {r.backend: r for r in rows}
+    assert by_backend["pytorch"].status == "skipped"
+    assert "lacks native bf16" in by_backend["pytorch"].reason
+    assert "lacks native bf16" in by_backend["openvino"].reason
+
+
+def test_missing_package_skips_only_that_backend(default_config, monkeypatch):
+    from deploybench.backends import get_backend
+
+    backend = get_backend("openvino")
+    monkeypatch.setattr(
+        backend, "availability", classmethod(lambda cls: (False, "openvino not installed"))
+    )
+    settings = parse_config(validated(default_config))
+    rows = plan(settings, ZEN4)
+    assert all(r.status == "skipped" for r in rows if r.backend == "openvino")
+    assert {r.reason for r in rows if r.backend == "openvino"} == {"openvino not installed"}
+    assert any(r.status == "planned" for r in rows if r.backend == "onnxruntime")

