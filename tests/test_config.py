@@ -3,9 +3,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
-
 from deploybench.config import (
     HostFacts,
     describe_validation_error,
@@ -14,6 +11,8 @@ from deploybench.config import (
     shape_names,
 )
 from deploybench.errors import ConfigError
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "config" / "schema.yaml")

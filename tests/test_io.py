@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from deploybench.errors import InputFileError
 from deploybench.io import atomic_dir, atomic_path, load_npz, read_json, save_npz, write_json
 

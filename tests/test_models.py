@@ -43,8 +43,13 @@ def test_checkpoint_source_loads_user_weights(tmp_path):
     torch.nn.init.constant_(net.classifier[-1].bias, 0.5)
     path = tmp_path / "ckpt.pt"
     torch.save({"state_dict": net.state_dict()}, path)
-    spec = ModelSpec(name="m", source="checkpoint", architecture="mobilenet_v3_small",
-                     checkpoint=str(path), input_size=32)  # fmt: skip
+    spec = ModelSpec(
+        name="m",
+        source="checkpoint",
+        architecture="mobilenet_v3_small",
+        checkpoint=str(path),
+        input_size=32,
+    )
     facts = fetch_model(spec, tmp_path / "out")
     assert facts["pretrained"] is True
     model, _ = load_model(tmp_path / "out")
@@ -60,9 +65,18 @@ def test_bad_checkpoints_fail_with_the_fix(tmp_path, problem):
         import torchvision
 
         torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    spec = ModelSpec(name="m", source="checkpoint", architecture="mobilenet_v3_small",
-                     checkpoint=str(path), input_size=32)  # fmt: skip
-    expected = {"missing": "not found", "corrupt": "not a loadable", "wrong_architecture": "does not match"}
+    spec = ModelSpec(
+        name="m",
+        source="checkpoint",
+        architecture="mobilenet_v3_small",
+        checkpoint=str(path),
+        input_size=32,
+    )
+    expected = {
+        "missing": "not found",
+        "corrupt": "not a loadable",
+        "wrong_architecture": "does not match",
+    }
     with pytest.raises(InputFileError, match=expected[problem]):
         fetch_model(spec, tmp_path / "out")
     assert not (tmp_path / "out" / "model.pt").exists()

@@ -1,6 +1,5 @@
 import onnx
 import pytest
-
 from deploybench.errors import InputFileError
 from deploybench.onnx_tools import input_batch, load_onnx, simplify_onnx
 

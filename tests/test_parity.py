@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from deploybench.parity import Tolerance, check, compare_output, degenerate_reason
 
 FP32 = Tolerance(max_rel=1e-4, min_cosine=0.99999, min_top1=1.0)

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from deploybench import pipeline
 from deploybench.backends import get_backend
 from deploybench.collect import collect_results
@@ -13,26 +12,48 @@ from deploybench.io import save_npz
 pytest.importorskip("onnxruntime")
 
 
-def test_compile_failure_becomes_records_and_a_report_row(tiny_onnx, tiny_inputs, tmp_path, monkeypatch):
+def test_compile_failure_becomes_records_and_a_report_row(
+    tiny_onnx, tiny_inputs, tmp_path, monkeypatch
+):
     backend_cls = get_backend("onnxruntime")
     evaluation = tmp_path / "evaluation.npz"
     save_npz(evaluation, evaluation=tiny_inputs["evaluation"])
     calibration = tmp_path / "calibration.npz"
     save_npz(calibration, calibration=tiny_inputs["calibration"])
-    timing = {"warmup_iterations": 1, "warmup_seconds": 0.0, "min_iterations": 3,
-              "min_seconds": 0.0, "retries_if_noisy": 0}  # fmt: skip
+    timing = {
+        "warmup_iterations": 1,
+        "warmup_seconds": 0.0,
+        "min_iterations": 3,
+        "min_seconds": 0.0,
+        "retries_if_noisy": 0,
+    }
 
     def keys(precision):
-        return {"model": "tiny", "backend": "onnxruntime", "precision": precision, "shape": "dynamic"}
+        return {
+            "model": "tiny",
+            "backend": "onnxruntime",
+            "precision": precision,
+            "shape": "dynamic",
+        }
 
     good, bad = tmp_path / "fp32", tmp_path / "int8"
-    pipeline.compile_artifact("onnxruntime", "fp32", str(tiny_onnx["dynamic"]), None, {}, str(good), keys("fp32"))
+    pipeline.compile_artifact(
+        "onnxruntime", "fp32", str(tiny_onnx["dynamic"]), None, {}, str(good), keys("fp32")
+    )
 
     def broken(*args, **kwargs):
         raise RuntimeError("Unsupported op 'FancyConv'\nmore detail")
 
     monkeypatch.setattr(backend_cls, "_compile", broken)
-    pipeline.compile_artifact("onnxruntime", "int8", str(tiny_onnx["dynamic"]), str(calibration), {}, str(bad), keys("int8"))
+    pipeline.compile_artifact(
+        "onnxruntime",
+        "int8",
+        str(tiny_onnx["dynamic"]),
+        str(calibration),
+        {},
+        str(bad),
+        keys("int8"),
+    )
     record = json.loads((bad / "artifact.json").read_text())
     assert record["status"] == "failed"
     assert record["reason"] == "RuntimeError: Unsupported op 'FancyConv'"
@@ -41,16 +62,31 @@ def test_compile_failure_becomes_records_and_a_report_row(tiny_onnx, tiny_inputs
     out = {}
     for name, folder in (("fp32", good), ("int8", bad)):
         out[name] = tmp_path / f"{name}.json"
-        pipeline.time_inference(str(folder), str(evaluation), 1, 1, timing, {}, str(out[name]), keys(name))
+        pipeline.time_inference(
+            str(folder), str(evaluation), 1, 1, timing, {}, str(out[name]), keys(name)
+        )
     assert json.loads(out["fp32"].read_text())["status"] == "ok"
     skipped = json.loads(out["int8"].read_text())
     assert skipped["status"] == "skipped" and "compile failed: RuntimeError" in skipped["reason"]
 
     summary, latencies = tmp_path / "summary.csv", tmp_path / "latencies.csv"
-    collect_results([str(out["fp32"]), str(out["int8"])], [], [str(good), str(bad)],
-                    [{"model": "tiny", "backend": "openvino", "precision": "fp32", "shape": "dynamic",
-                      "batch": 1, "reason": "openvino not installed"}],
-                    str(summary), str(latencies))  # fmt: skip
+    collect_results(
+        [str(out["fp32"]), str(out["int8"])],
+        [],
+        [str(good), str(bad)],
+        [
+            {
+                "model": "tiny",
+                "backend": "openvino",
+                "precision": "fp32",
+                "shape": "dynamic",
+                "batch": 1,
+                "reason": "openvino not installed",
+            }
+        ],
+        str(summary),
+        str(latencies),
+    )
     import pandas as pd
 
     frame = pd.read_csv(summary).set_index(["backend", "precision"])

@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import pytest
-
 from deploybench.backends import backend_names, get_backend
 from deploybench.errors import BackendUnavailable, ConfigError
 
@@ -46,7 +45,9 @@ def test_availability_follows_the_installed_packages(name, monkeypatch):
 
 def test_unavailable_backend_refuses_to_compile(monkeypatch, tmp_path):
     backend = get_backend("onnxruntime")
-    monkeypatch.setattr(backend, "availability", classmethod(lambda cls: (False, "x not installed")))
+    monkeypatch.setattr(
+        backend, "availability", classmethod(lambda cls: (False, "x not installed"))
+    )
     with pytest.raises(BackendUnavailable, match="pip install"):
         backend().compile(tmp_path / "m.onnx", tmp_path / "out", "fp32", None, backend.Options())
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from deploybench.stats import bootstrap_median_ci, summarize
 
 

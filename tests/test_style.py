@@ -18,11 +18,15 @@ def tool(name):
 
 def test_python_is_ruff_clean():
     for args in (["check"], ["format", "--check"]):
-        result = subprocess.run([tool("ruff"), *args, "."], cwd=REPO, capture_output=True, text=True)
+        result = subprocess.run(
+            [tool("ruff"), *args, "."], cwd=REPO, capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_snakemake_files_are_snakefmt_formatted():
     files = ["Snakefile", *map(str, sorted((REPO / "workflow" / "rules").glob("*.smk")))]
-    result = subprocess.run([tool("snakefmt"), "--check", *files], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [tool("snakefmt"), "--check", *files], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,14 +1,19 @@
 import time
 
 import pytest
-
 from deploybench import timing
 from deploybench.config import TimingSettings
 
 FAST = TimingSettings(
-    warmup_iterations=3, warmup_seconds=0.0, min_iterations=20, min_seconds=0.05,
-    max_seconds=5.0, max_cv=0.5, max_foreign_cpu=100.0, retries_if_noisy=0,
-)  # fmt: skip
+    warmup_iterations=3,
+    warmup_seconds=0.0,
+    min_iterations=20,
+    min_seconds=0.05,
+    max_seconds=5.0,
+    max_cv=0.5,
+    max_foreign_cpu=100.0,
+    retries_if_noisy=0,
+)
 
 
 class Counter:

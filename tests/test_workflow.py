@@ -17,12 +17,24 @@ TINY = REPO / "tests" / "data" / "tiny.yaml"
 
 def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True):
     command = [
-        sys.executable, "-m", "snakemake", *args, "--cores", "2", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(configfile),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "snakemake",
+        *args,
+        "--cores",
+        "2",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800)
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"snakemake {args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -51,11 +63,17 @@ def test_tiny_run_produces_report_and_a_row_per_combination(finished_run):
     ok = [r for r in rows if r["status"] == "ok"]
     assert ok, "nothing ran"
     for row in ok:
-        assert float(row["median_ci_low_ms"]) <= float(row["median_ms"]) <= float(row["median_ci_high_ms"])
+        assert (
+            float(row["median_ci_low_ms"])
+            <= float(row["median_ms"])
+            <= float(row["median_ci_high_ms"])
+        )
         assert float(row["p99_ms"]) >= float(row["median_ms"]) > 0
         assert int(float(row["threads"])) == 2
         assert row["parity"] in {"pass", "fail", "inconclusive"}
-    skipped = {(r["backend"], r["precision"]): r["reason"] for r in rows if r["status"] == "skipped"}
+    skipped = {
+        (r["backend"], r["precision"]): r["reason"] for r in rows if r["status"] == "skipped"
+    }
     assert "does not offer bf16" in skipped[("onnxruntime", "bf16")]
     baseline = [r for r in ok if r["backend"] == "pytorch" and r["precision"] == "fp32"]
     assert {float(r["speedup"]) for r in baseline} == {1.0}
@@ -126,13 +144,21 @@ def test_bad_config_fails_at_dag_build_with_a_clear_line(tmp_path, change, expec
 
 def test_missing_checkpoint_fails_in_its_job_with_one_line(tmp_path):
     config = yaml.safe_load(TINY.read_text())
-    config["models"] = {"mine": {"source": "checkpoint", "architecture": "mobilenet_v3_small",
-                                 "checkpoint": str(tmp_path / "absent.pt"), "input_size": 32}}  # fmt: skip
+    config["models"] = {
+        "mine": {
+            "source": "checkpoint",
+            "architecture": "mobilenet_v3_small",
+            "checkpoint": str(tmp_path / "absent.pt"),
+            "input_size": 32,
+        }
+    }
     path = tmp_path / "ckpt.yaml"
     path.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "results/models/mine/model.json", configfile=path, check=False)
     assert result.returncode != 0
-    lines = [ln for ln in (result.stderr + result.stdout).splitlines() if "deploybench: error" in ln]
+    lines = [
+        ln for ln in (result.stderr + result.stdout).splitlines() if "deploybench: error" in ln
+    ]
     assert lines and "absent.pt not found: fix models.<name>.checkpoint" in lines[0]
     assert not (tmp_path / "results" / "models" / "mine" / "model.pt").exists()
 
@@ -140,8 +166,16 @@ def test_missing_checkpoint_fails_in_its_job_with_one_line(tmp_path):
 def test_default_config_dry_run_builds_the_dag(tmp_path):
     result = snakemake(tmp_path, "report", "-n", configfile=REPO / "config" / "config.yaml")
     out = result.stdout
-    for rule in ("fetch_model", "export_onnx", "simplify_onnx", "compile_model", "time_inference",
-                 "check_parity", "collect_results", "render_report"):  # fmt: skip
+    for rule in (
+        "fetch_model",
+        "export_onnx",
+        "simplify_onnx",
+        "compile_model",
+        "time_inference",
+        "check_parity",
+        "collect_results",
+        "render_report",
+    ):
         assert rule in out
 
 

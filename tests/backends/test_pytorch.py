@@ -9,8 +9,9 @@ from deploybench.hardware import supports_bf16  # noqa: E402
 from deploybench.models import fetch_model  # noqa: E402
 from deploybench.parity import Tolerance, check  # noqa: E402
 
-SPEC = ModelSpec(name="tiny", source="torchvision", architecture="mobilenet_v3_small",
-                 input_size=32)  # fmt: skip
+SPEC = ModelSpec(
+    name="tiny", source="torchvision", architecture="mobilenet_v3_small", input_size=32
+)
 
 
 @pytest.fixture(scope="module")

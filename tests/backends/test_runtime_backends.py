@@ -4,7 +4,6 @@ import importlib.util
 
 import numpy as np
 import pytest
-
 from deploybench.backends import get_backend
 from deploybench.backends.base import calibration_batches
 from deploybench.errors import ConfigError
@@ -84,9 +83,11 @@ def test_openvino_reports_the_precision_it_really_executes(tiny_onnx, tmp_path):
         info = runner.execution_info
     # fp32 must not silently run as bf16 on CPUs that have it
     assert info["execution_precision"] == "f32"
-    assert info["inference_precision_hint"] == "<Type: 'float32'>" or "f32" in info[
-        "inference_precision_hint"
-    ] or "float32" in info["inference_precision_hint"]
+    assert (
+        info["inference_precision_hint"] == "<Type: 'float32'>"
+        or "f32" in info["inference_precision_hint"]
+        or "float32" in info["inference_precision_hint"]
+    )
     assert info["streams"] >= 1
 
 

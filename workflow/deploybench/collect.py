@@ -12,9 +12,18 @@ from .io import atomic_path, read_json
 KEYS = ["model", "backend", "precision", "shape", "batch"]
 BASELINE = ("pytorch", "fp32")
 STAT_COLUMNS = [
-    "median_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "cv", "min_ms", "max_ms",
-    "median_ci_low_ms", "median_ci_high_ms", "n",
-]  # fmt: skip
+    "median_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "cv",
+    "min_ms",
+    "max_ms",
+    "median_ci_low_ms",
+    "median_ci_high_ms",
+    "n",
+]
 
 
 def _timing_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +48,14 @@ def _timing_row(record: dict[str, Any]) -> dict[str, Any]:
             execution=str(execution),
             version=record.get("version"),
         )
+        vendor = record.get("vendor_benchmark") or {}
+        if vendor:
+            row.update(
+                vendor_tool=vendor.get("tool", ""),
+                vendor_median_ms=vendor.get("median_ms"),
+                vendor_ratio=vendor.get("ratio"),
+                vendor_error=vendor.get("error", ""),
+            )
     return row
 
 
@@ -107,7 +124,9 @@ def collect_results(
     artifacts = {}
     for folder in artifact_dirs:
         record = read_json(Path(folder) / ARTIFACT_RECORD)
-        artifacts[(record["model"], record["backend"], record["precision"], record["shape"])] = record
+        artifacts[(record["model"], record["backend"], record["precision"], record["shape"])] = (
+            record
+        )
 
     rows, latency_rows = [], []
     for path in timing_paths:
@@ -120,7 +139,9 @@ def collect_results(
             row.update(_artifact_columns(artifacts[key4]))
         rows.append(row)
         for i, latency in enumerate(record.get("latencies_ms", [])):
-            latency_rows.append({**{k: row[k] for k in KEYS}, "iteration": i, "latency_ms": latency})
+            latency_rows.append(
+                {**{k: row[k] for k in KEYS}, "iteration": i, "latency_ms": latency}
+            )
     for skip in skipped:
         rows.append({**{k: skip[k] for k in KEYS}, "status": "skipped", "reason": skip["reason"]})
 

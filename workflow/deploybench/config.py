@@ -60,8 +60,10 @@ class ModelSpec:
 
     @property
     def pretrained(self) -> bool:
-        return self.source == "efficientnet_lite0" or self.source == "checkpoint" or (
-            self.weights == "DEFAULT"
+        return (
+            self.source == "efficientnet_lite0"
+            or self.source == "checkpoint"
+            or (self.weights == "DEFAULT")
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -126,8 +128,7 @@ def parse_config(config: dict[str, Any]) -> Settings:
         )
 
     tolerances = {
-        precision: Tolerance(**raw)
-        for precision, raw in config["parity"]["tolerances"].items()
+        precision: Tolerance(**raw) for precision, raw in config["parity"]["tolerances"].items()
     }
     return Settings(
         models=models,

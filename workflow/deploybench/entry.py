@@ -28,8 +28,10 @@ def run_job(log_path: str | None, function: Callable[..., Any], **kwargs: Any) -
     except Exception as exc:
         logging.getLogger("deploybench").exception("job failed")
         first = (str(exc).strip().splitlines() or [""])[0]
-        _fail(f"deploybench: unexpected {type(exc).__name__}: {first} (traceback in {log_path})",
-              log_path)  # fmt: skip
+        _fail(
+            f"deploybench: unexpected {type(exc).__name__}: {first} (traceback in {log_path})",
+            log_path,
+        )
     finally:
         if log_file is not sys.stderr:
             log_file.close()

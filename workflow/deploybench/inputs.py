@@ -15,10 +15,23 @@ from .io import save_npz
 
 # Colour or greyscale photos and scans that skimage.data returns without a download.
 SAMPLE_IMAGES = (
-    "astronaut", "coffee", "chelsea", "camera", "rocket", "immunohistochemistry",
-    "hubble_deep_field", "retina", "colorwheel", "logo", "coins", "moon", "page", "text",
-    "clock", "horse",
-)  # fmt: skip
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "camera",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "colorwheel",
+    "logo",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "clock",
+    "horse",
+)
 
 
 def load_sample_image(name: str) -> np.ndarray:
@@ -86,7 +99,9 @@ def prepare_evaluation(spec: ModelSpec, out_path: str | Path) -> tuple[int, ...]
     """Each sample image, center-cropped: what every backend is timed and judged on."""
     images = _all_images()
     evaluation = np.stack([preprocess(image, spec) for image in images.values()])
-    save_npz(out_path, evaluation=evaluation.astype(np.float32), image_names=np.asarray(list(images)))
+    save_npz(
+        out_path, evaluation=evaluation.astype(np.float32), image_names=np.asarray(list(images))
+    )
     return evaluation.shape
 
 

@@ -72,10 +72,9 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        # np.savez appends ".npz" to names without it; write through a handle to keep our name.
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+    # np.savez appends ".npz" to names without it; write through a handle to keep our name.
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -100,7 +100,9 @@ def fetch_model(spec: ModelSpec, out_dir: str | Path) -> dict[str, Any]:
     start = time.perf_counter()
     model = build_model(spec, pretrained=spec.source != "checkpoint")
     if spec.source == "checkpoint":
-        _apply_state(model, _load_checkpoint_state(spec.checkpoint), f"checkpoint {spec.checkpoint}")
+        _apply_state(
+            model, _load_checkpoint_state(spec.checkpoint), f"checkpoint {spec.checkpoint}"
+        )
     model.eval()
     facts = {
         "spec": spec.as_dict(),
@@ -124,7 +126,9 @@ def load_model(model_dir: str | Path):
 
     model_dir = Path(model_dir)
     facts = read_json(model_dir / FACTS_FILE)
-    spec = ModelSpec(**{k: v for k, v in facts["spec"].items() if k != "name"}, name=facts["spec"]["name"])
+    spec = ModelSpec(
+        **{k: v for k, v in facts["spec"].items() if k != "name"}, name=facts["spec"]["name"]
+    )
     model = build_model(spec, pretrained=False)
     weights = model_dir / WEIGHTS_FILE
     try:
@@ -132,6 +136,8 @@ def load_model(model_dir: str | Path):
     except FileNotFoundError as exc:
         raise InputFileError(f"{weights} is missing: rerun fetch_model") from exc
     except Exception as exc:
-        raise InputFileError(f"{weights} is corrupt ({type(exc).__name__}): rerun fetch_model") from exc
+        raise InputFileError(
+            f"{weights} is corrupt ({type(exc).__name__}): rerun fetch_model"
+        ) from exc
     _apply_state(model, state, str(weights))
     return model.eval(), spec

@@ -37,8 +37,10 @@ def graph_facts(model: onnx.ModelProto) -> dict[str, Any]:
     ops = collections.Counter(node.op_type for node in model.graph.node)
 
     def dims(value) -> list[int | str]:
-        return [d.dim_value if d.HasField("dim_value") else d.dim_param or "?"
-                for d in value.type.tensor_type.shape.dim]  # fmt: skip
+        return [
+            d.dim_value if d.HasField("dim_value") else d.dim_param or "?"
+            for d in value.type.tensor_type.shape.dim
+        ]
 
     return {
         "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),

@@ -114,9 +114,17 @@ def check(
             failures.append(f"{label}cosine {out.cosine:.6f} < {tolerance.min_cosine}")
         if degenerate:
             continue  # agreement with a degenerate reference proves nothing either way
-        if tolerance.min_top1 is not None and out.top1 is not None and out.top1 < tolerance.min_top1:
+        if (
+            tolerance.min_top1 is not None
+            and out.top1 is not None
+            and out.top1 < tolerance.min_top1
+        ):
             failures.append(f"{label}top-1 agreement {out.top1:.2f} < {tolerance.min_top1}")
-        if tolerance.min_top5 is not None and out.top5 is not None and out.top5 < tolerance.min_top5:
+        if (
+            tolerance.min_top5 is not None
+            and out.top5 is not None
+            and out.top5 < tolerance.min_top5
+        ):
             failures.append(f"{label}top-5 agreement {out.top5:.2f} < {tolerance.min_top5}")
 
     if failures:

@@ -24,8 +24,12 @@ def fetch_model(spec: dict, out_dir: str) -> None:
     from .models import fetch_model as fetch
 
     facts = fetch(ModelSpec(**spec), out_dir)
-    log.info("fetched %s: %d parameters, %.2f GFLOPs", spec["name"], facts["parameters"],
-             facts["flops"] / 1e9)  # fmt: skip
+    log.info(
+        "fetched %s: %d parameters, %.2f GFLOPs",
+        spec["name"],
+        facts["parameters"],
+        facts["flops"] / 1e9,
+    )
 
 
 def prepare_evaluation_inputs(spec: dict, out_path: str) -> None:
@@ -47,7 +51,12 @@ def export_onnx(model_pt: str, shape: str, settings: dict, out_onnx: str, out_js
 
     model, spec = load_model(Path(model_pt).parent)
     facts = export(
-        model, spec.input_size, out_onnx, static_batch(shape), settings["exporter"], settings["opset"]
+        model,
+        spec.input_size,
+        out_onnx,
+        static_batch(shape),
+        settings["exporter"],
+        settings["opset"],
     )
     write_json(out_json, facts)
     log.info("exported %s/%s: %d nodes, opset %s", spec.name, shape, facts["nodes"], facts["opset"])
@@ -75,9 +84,14 @@ def reference_outputs(model_pt: str, inputs_npz: str, out_npz: str) -> None:
 
 
 def compile_artifact(
-    backend: str, precision: str, source: str, calibration_npz: str | None, options: dict,
-    out_dir: str, keys: dict,
-) -> None:  # fmt: skip
+    backend: str,
+    precision: str,
+    source: str,
+    calibration_npz: str | None,
+    options: dict,
+    out_dir: str,
+    keys: dict,
+) -> None:
     """Build the artifact folder; a backend error is recorded in artifact.json, not raised."""
     backend_cls = get_backend(backend)
     with atomic_dir(out_dir) as tmp:
@@ -87,7 +101,9 @@ def compile_artifact(
                 Path(source), tmp, precision, calibration, backend_cls.make_options(options)
             )
             record = {**records.base_record(**keys), "status": records.OK, "reason": "", **facts}
-            log.info("compiled in %.1f s, %d bytes", facts["compile_seconds"], facts["artifact_bytes"])
+            log.info(
+                "compiled in %.1f s, %d bytes", facts["compile_seconds"], facts["artifact_bytes"]
+            )
         except records.HARD_ERRORS:
             raise
         except Exception as exc:
@@ -108,9 +124,16 @@ def make_batch(evaluation: np.ndarray, batch: int) -> np.ndarray:
 
 
 def time_inference(
-    artifact_dir: str, inputs_npz: str, batch: int, threads: int, timing: dict, options: dict,
-    out_json: str, keys: dict,
-) -> None:  # fmt: skip
+    artifact_dir: str,
+    inputs_npz: str,
+    batch: int,
+    threads: int,
+    timing: dict,
+    options: dict,
+    out_json: str,
+    keys: dict,
+    crosscheck: dict | None = None,
+) -> None:
     artifact = _artifact(artifact_dir)
     backend_cls = get_backend(keys["backend"])
     keys = {**keys, "batch": batch, "threads": threads}
@@ -139,15 +162,55 @@ def time_inference(
             "version": backend_cls.version(),
             **result,
         }
-        log.info("median %.3f ms (95%% CI %.3f-%.3f), CV %.3f, n=%d%s", stats["median_ms"],
-                 stats["median_ci_low_ms"], stats["median_ci_high_ms"], stats["cv"], stats["n"],
-                 " NOISY: " + "; ".join(result["noise"]) if result["noisy"] else "")  # fmt: skip
+        log.info(
+            "median %.3f ms (95%% CI %.3f-%.3f), CV %.3f, n=%d%s",
+            stats["median_ms"],
+            stats["median_ci_low_ms"],
+            stats["median_ci_high_ms"],
+            stats["cv"],
+            stats["n"],
+            " NOISY: " + "; ".join(result["noise"]) if result["noisy"] else "",
+        )
+        if crosscheck:
+            record["vendor_benchmark"] = vendor_crosscheck(
+                backend_cls(),
+                Path(artifact_dir),
+                keys["precision"],
+                threads,
+                data.shape,
+                crosscheck["seconds"],
+                backend_cls.make_options(options),
+                stats["median_ms"],
+            )
     except records.HARD_ERRORS:
         raise
     except Exception as exc:
         log.exception("timing failed")
         record = records.failed(exc, **keys)
     write_json(out_json, record)
+
+
+def vendor_crosscheck(
+    backend, artifact_dir, precision, threads, batch_shape, seconds, options, our_median_ms
+) -> dict[str, Any] | None:
+    """The vendor tool's median for the same artifact and settings, and our ratio to it."""
+    try:
+        vendor = backend.vendor_benchmark(
+            artifact_dir, precision, threads, tuple(batch_shape), seconds, options
+        )
+    except Exception as exc:
+        log.exception("vendor benchmark failed")
+        return {"error": records.first_line(exc)}
+    if vendor is None:
+        return None
+    vendor["ratio"] = our_median_ms / vendor["median_ms"]
+    log.info(
+        "%s median %.3f ms: ours / theirs = %.3f",
+        vendor["tool"],
+        vendor["median_ms"],
+        vendor["ratio"],
+    )
+    return vendor
 
 
 def time_runner_for(runner, data: np.ndarray, settings: TimingSettings) -> dict[str, Any]:
@@ -171,9 +234,15 @@ def run_all(runner, evaluation: np.ndarray, batch: int | None) -> list[np.ndarra
 
 
 def check_parity(
-    artifact_dir: str, inputs_npz: str, reference_npz: str, tolerance: dict, threads: int,
-    options: dict, out_json: str, keys: dict,
-) -> None:  # fmt: skip
+    artifact_dir: str,
+    inputs_npz: str,
+    reference_npz: str,
+    tolerance: dict,
+    threads: int,
+    options: dict,
+    out_json: str,
+    keys: dict,
+) -> None:
     from .config import static_batch
 
     artifact = _artifact(artifact_dir)
@@ -216,6 +285,8 @@ def configure_logging(log_path: str | None) -> None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        handlers=handlers,
         force=True,
-    )  # fmt: skip
+    )

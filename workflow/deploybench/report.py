@@ -14,10 +14,40 @@ from . import hardware
 from .io import atomic_path, read_json
 
 PACKAGES = (
-    "torch", "torchvision", "onnx", "onnxscript", "onnxsim", "onnxslim", "onnxruntime",
-    "openvino", "nncf", "numpy", "snakemake",
-)  # fmt: skip
+    "torch",
+    "torchvision",
+    "onnx",
+    "onnxscript",
+    "onnxsim",
+    "onnxslim",
+    "onnxruntime",
+    "openvino",
+    "nncf",
+    "numpy",
+    "snakemake",
+)
 ACCEPTABLE_PARITY = ("pass",)
+CROSSCHECK_TOLERANCE = 0.15
+CROSSCHECK_EXPLANATION = (
+    "more than 15% apart: both ran back to back in one job with the same settings, so the "
+    "difference is the machine changing between the two runs (see this row's CV and noise) or "
+    "the tool's different loop; rerun on a quiet machine before trusting either"
+)
+
+
+def crosscheck_rows(summary) -> list[dict[str, Any]]:
+    if "vendor_tool" not in summary and "vendor_error" not in summary:
+        return []
+    rows = summary[summary.get("vendor_tool").notna() | summary.get("vendor_error").notna()]
+    result = []
+    for row in rows.to_dict("records"):
+        ratio = row.get("vendor_ratio")
+        row["flagged"] = (
+            ratio == ratio and ratio is not None and abs(ratio - 1) > CROSSCHECK_TOLERANCE
+        )
+        row["explanation"] = CROSSCHECK_EXPLANATION
+        result.append(row)
+    return result
 
 
 def _versions() -> dict[str, str]:
@@ -55,7 +85,9 @@ def recommend(model_rows, pretrained: bool) -> list[dict[str, Any]]:
             passing = group[group.parity == "inconclusive"]
             note = "parity could not be judged (random weights): numerical error within tolerance"
         if passing.empty:
-            picks.append({"batch": int(batch), "row": None, "note": "no configuration passed parity"})
+            picks.append(
+                {"batch": int(batch), "row": None, "note": "no configuration passed parity"}
+            )
             continue
         best = passing.sort_values("median_ms").iloc[0].to_dict()
         picks.append({"batch": int(batch), "row": best, "note": note})
@@ -64,6 +96,7 @@ def recommend(model_rows, pretrained: bool) -> list[dict[str, Any]]:
 
 def _plots(model: str, rows, latencies) -> dict[str, str]:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -80,11 +113,22 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
     if ok.speedup.notna().any():
         order = ok.groupby("config").speedup.max().sort_values(ascending=False).index
         fig, ax = plt.subplots(figsize=(9, 0.35 * len(order) + 1.5))
-        sns.barplot(data=ok, y="config", x="speedup", hue="batch", order=order, ax=ax,
-                    palette="viridis", orient="h")  # fmt: skip
+        sns.barplot(
+            data=ok,
+            y="config",
+            x="speedup",
+            hue="batch",
+            order=order,
+            ax=ax,
+            palette="viridis",
+            orient="h",
+        )
         ax.axvline(1.0, color="black", lw=1, ls="--")
-        ax.set(xlabel="speedup over PyTorch eager fp32 (median latency ratio)", ylabel="",
-               title=f"{model}: speedup")  # fmt: skip
+        ax.set(
+            xlabel="speedup over PyTorch eager fp32 (median latency ratio)",
+            ylabel="",
+            title=f"{model}: speedup",
+        )
         figures["speedup"] = _figure_to_data_uri(fig)
 
     lat = latencies[latencies.model == model].copy()
@@ -93,20 +137,48 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
         lat["batch"] = lat["batch"].astype(int)
         order = lat.groupby("config").latency_ms.median().sort_values().index
         fig, ax = plt.subplots(figsize=(9, 0.35 * len(order) + 1.5))
-        sns.boxplot(data=lat, y="config", x="latency_ms", hue="batch", order=order, ax=ax,
-                    palette="viridis", showfliers=True, fliersize=1.5, orient="h")  # fmt: skip
+        sns.boxplot(
+            data=lat,
+            y="config",
+            x="latency_ms",
+            hue="batch",
+            order=order,
+            ax=ax,
+            palette="viridis",
+            showfliers=True,
+            fliersize=1.5,
+            orient="h",
+        )
         ax.set_xscale("log")
-        ax.set(xlabel="latency per batch, ms (log scale; every measured iteration)", ylabel="",
-               title=f"{model}: latency distributions")  # fmt: skip
+        ax.set(
+            xlabel="latency per batch, ms (log scale; every measured iteration)",
+            ylabel="",
+            title=f"{model}: latency distributions",
+        )
         figures["latency"] = _figure_to_data_uri(fig)
 
     if ok.batch.nunique() > 1:
         fig, ax = plt.subplots(figsize=(7, 4))
         family = ok.backend + " " + ok.precision
-        sns.lineplot(data=ok.assign(family=family), x="batch", y="throughput_per_s", hue="family",
-                     style="shape", markers=True, ax=ax)  # fmt: skip
-        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images / s (batch / median)",
-               title=f"{model}: throughput vs batch")  # fmt: skip
+        sns.lineplot(
+            data=ok.assign(family=family),
+            x="batch",
+            y="throughput_per_s",
+            hue="family",
+            style="shape",
+            markers=True,
+            ax=ax,
+        )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="batch size",
+            ylabel="images / s (batch / median)",
+            title=f"{model}: throughput vs batch",
+        )
+        batches = sorted(ok.batch.unique())
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
         figures["throughput"] = _figure_to_data_uri(fig)
     return figures
@@ -116,9 +188,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
-        if value != 0 and (abs(value) < 10 ** -(digits - 1) or abs(value) >= 1e5):
+        if value != 0 and (abs(value) < 1e-4 or abs(value) >= 1e6):
             return f"{value:.{digits - 1}e}"
-        return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
+        return f"{value:.{digits}g}"
     return str(value)
 
 
@@ -149,22 +221,31 @@ def render_report(
         folder = Path(path).parent
         export = read_json(folder / "export.json")
         simplified = read_json(path)
-        onnx_facts.append({"model": folder.parent.name, "shape": folder.name, "export": export,
-                           "simplify": simplified})  # fmt: skip
+        onnx_facts.append(
+            {
+                "model": folder.parent.name,
+                "shape": folder.name,
+                "export": export,
+                "simplify": simplified,
+            }
+        )
 
     models = []
     for model in summary.model.drop_duplicates():
         rows = summary[summary.model == model]
         facts = model_facts.get(model, {})
         pretrained = bool(facts.get("pretrained", False))
-        models.append({
-            "name": model,
-            "facts": facts,
-            "pretrained": pretrained,
-            "recommendations": recommend(rows, pretrained),
-            "rows": rows.to_dict("records"),
-            "figures": _plots(model, rows, latencies),
-        })  # fmt: skip
+        models.append(
+            {
+                "name": model,
+                "facts": facts,
+                "pretrained": pretrained,
+                "recommendations": recommend(rows, pretrained),
+                # skips are listed once, grouped, under "Failures and skips"
+                "rows": rows[rows.status != "skipped"].to_dict("records"),
+                "figures": _plots(model, rows, latencies),
+            }
+        )
 
     timed = summary[summary.status == "ok"]
     problems = (
@@ -185,6 +266,8 @@ def render_report(
     html = env.get_template("report.html.j2").render(
         generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         models=models,
+        crosschecks=crosscheck_rows(summary),
+        crosscheck_tolerance=CROSSCHECK_TOLERANCE,
         parity_rows=parity_rows.to_dict("records"),
         problems=problems.to_dict("records"),
         onnx_facts=onnx_facts,
@@ -197,8 +280,9 @@ def render_report(
         max_foreign_cpu=timed.foreign_cpu.max() if "foreign_cpu" in timed else None,
         load_range=(
             (timed.load_average_before.min(), timed.load_average_before.max())
-            if "load_average_before" in timed and len(timed) else None
-        ),  # fmt: skip
+            if "load_average_before" in timed and len(timed)
+            else None
+        ),
     )
     with atomic_path(out_html) as tmp:
         tmp.write_text(html)

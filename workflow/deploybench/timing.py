@@ -70,7 +70,7 @@ def measure(step: Callable[[], Any], settings: TimingSettings) -> Attempt:
     if attempt.stats["cv"] > settings.max_cv:
         attempt.noise.append(f"CV {attempt.stats['cv']:.2f} > {settings.max_cv}")
     if foreign is not None and foreign > settings.max_foreign_cpu:
-        attempt.noise.append(f"other processes kept {foreign:.2f} cores busy")
+        attempt.noise.append(f"other processes used {foreign:.2f} cores")
     return attempt
 
 
@@ -94,9 +94,7 @@ def time_runner(run_batch: Callable[[], Any], settings: TimingSettings) -> dict[
         "cold_ms": cold_ms,
         "noisy": bool(best.noise),
         "noise": best.noise,
-        "attempts": [
-            {k: v for k, v in asdict(a).items() if k != "latencies_ms"} for a in attempts
-        ],
+        "attempts": [{k: v for k, v in asdict(a).items() if k != "latencies_ms"} for a in attempts],
         "foreign_cpu": best.foreign_cpu,
         "hit_time_limit": best.hit_time_limit,
         "load_average_before": load_before,

@@ -67,6 +67,17 @@ def backend_version(wildcards):
     return get_backend(wildcards.backend).version()
 
 
+def crosscheck_settings(wildcards):
+    """Vendor-tool cross-check for this timing job, or None (then its params never change)."""
+    settings = config["crosscheck"]
+    wanted = settings["batch_sizes"]
+    if not settings["enabled"] or (
+        wanted is not None and int(wildcards.batch) not in wanted
+    ):
+        return None
+    return {"seconds": settings["seconds"]}
+
+
 def parity_tolerance(wildcards):
     return config["parity"]["tolerances"][wildcards.precision]
 
@@ -126,9 +137,7 @@ def compile_targets():
 
 def onnx_fact_targets():
     used = {
-        (r.model, r.shape)
-        for r in PLANNED
-        if get_backend(r.backend).source == "onnx"
+        (r.model, r.shape) for r in PLANNED if get_backend(r.backend).source == "onnx"
     }
     return [
         path

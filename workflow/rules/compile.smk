@@ -10,11 +10,11 @@ rule compile_model:
         "logs/compile_model/{model}/{backend}/{precision}/{shape}.log",
     benchmark:
         "benchmarks/compile_model/{model}/{backend}/{precision}/{shape}.tsv"
+    conda:
+        "../../envs/{backend}.yaml"
     params:
         options=backend_options,
         version=backend_version,
         record_keys=result_keys,
-    conda:
-        "../../envs/{backend}.yaml"
     script:
         "../scripts/compile_model.py"

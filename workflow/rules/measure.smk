@@ -10,17 +10,18 @@ rule time_inference:
         "logs/time_inference/{model}/{backend}/{precision}/{shape}/b{batch}.log",
     benchmark:
         "benchmarks/time_inference/{model}/{backend}/{precision}/{shape}/b{batch}.tsv"
+    conda:
+        "../../envs/{backend}.yaml"
+    threads: workflow.cores
+    resources:
+        timing_slot=1,
     params:
         timing=config["timing"],
+        crosscheck=crosscheck_settings,
         threads=TIMING_THREADS,
         options=backend_options,
         version=backend_version,
         record_keys=result_keys,
-    threads: workflow.cores
-    resources:
-        timing_slot=1,
-    conda:
-        "../../envs/{backend}.yaml"
     script:
         "../scripts/time_inference.py"
 
@@ -34,13 +35,13 @@ rule check_parity:
         parity="results/parity/{model}/{backend}/{precision}/{shape}.json",
     log:
         "logs/check_parity/{model}/{backend}/{precision}/{shape}.log",
+    conda:
+        "../../envs/{backend}.yaml"
     params:
         tolerance=parity_tolerance,
         threads=TIMING_THREADS,
         options=backend_options,
         version=backend_version,
         record_keys=result_keys,
-    conda:
-        "../../envs/{backend}.yaml"
     script:
         "../scripts/check_parity.py"

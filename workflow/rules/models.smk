@@ -4,10 +4,10 @@ rule fetch_model:
         facts="results/models/{model}/model.json",
     log:
         "logs/fetch_model/{model}.log",
-    params:
-        spec=model_spec,
     conda:
         "../../envs/workflow.yaml"
+    params:
+        spec=model_spec,
     script:
         "../scripts/fetch_model.py"
 
@@ -17,10 +17,10 @@ rule prepare_evaluation_inputs:
         evaluation="results/inputs/{model}/evaluation.npz",
     log:
         "logs/prepare_evaluation_inputs/{model}.log",
-    params:
-        spec=model_spec,
     conda:
         "../../envs/workflow.yaml"
+    params:
+        spec=model_spec,
     script:
         "../scripts/prepare_evaluation_inputs.py"
 
@@ -30,12 +30,12 @@ rule prepare_calibration_inputs:
         calibration="results/inputs/{model}/calibration.npz",
     log:
         "logs/prepare_calibration_inputs/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
     params:
         spec=model_spec,
         size=config["inputs"]["calibration_size"],
         seed=config["inputs"]["seed"],
-    conda:
-        "../../envs/workflow.yaml"
     script:
         "../scripts/prepare_calibration_inputs.py"
 

@@ -8,11 +8,11 @@ rule export_onnx:
         "logs/export_onnx/{model}/{shape}.log",
     benchmark:
         "benchmarks/export_onnx/{model}/{shape}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
     params:
         exporter=config["export"]["exporter"],
         opset=config["export"]["opset"],
-    conda:
-        "../../envs/workflow.yaml"
     script:
         "../scripts/export_onnx.py"
 
@@ -25,9 +25,9 @@ rule simplify_onnx:
         facts="results/onnx/{model}/{shape}/simplify.json",
     log:
         "logs/simplify_onnx/{model}/{shape}.log",
-    params:
-        simplifier=config["export"]["simplifier"],
     conda:
         "../../envs/workflow.yaml"
+    params:
+        simplifier=config["export"]["simplifier"],
     script:
         "../scripts/simplify_onnx.py"

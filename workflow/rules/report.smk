@@ -10,10 +10,10 @@ rule collect_results:
         latencies="results/latencies.csv",
     log:
         "logs/collect_results.log",
-    params:
-        skipped=SKIPPED,
     conda:
         "../../envs/workflow.yaml"
+    params:
+        skipped=SKIPPED,
     script:
         "../scripts/collect_results.py"
 
@@ -32,10 +32,10 @@ rule render_report:
         ),
     log:
         "logs/render_report.log",
+    conda:
+        "../../envs/workflow.yaml"
     params:
         threads=TIMING_THREADS,
         settings=config,
-    conda:
-        "../../envs/workflow.yaml"
     script:
         "../scripts/render_report.py"

@@ -12,4 +12,5 @@ run_job(
     options=snakemake.params.options,
     out_json=snakemake.output.timing,
     keys=snakemake.params.record_keys,
+    crosscheck=snakemake.params.crosscheck,
 )

@@ -148,6 +148,18 @@ class Backend(ABC):
             raise ConfigError(f"threads must be >= 1, got {threads}")
         return self._load(Path(artifact_dir), precision, threads, options)
 
+    def vendor_benchmark(
+        self,
+        artifact_dir: Path,
+        precision: str,
+        threads: int,
+        batch_shape: tuple[int, ...],
+        seconds: float,
+        options: Any,
+    ) -> dict[str, Any] | None:
+        """Time the artifact with the vendor's own tool, same settings; None if there is none."""
+        return None
+
     @abstractmethod
     def _compile(
         self,

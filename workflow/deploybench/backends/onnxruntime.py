@@ -99,9 +99,11 @@ class OnnxRuntimeBackend(Backend):
         batches = calibration_batches(calibration, input_batch(source))
         import onnxruntime as ort
 
-        input_name = ort.InferenceSession(
-            str(prepared), providers=["CPUExecutionProvider"]
-        ).get_inputs()[0].name
+        input_name = (
+            ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"])
+            .get_inputs()[0]
+            .name
+        )
 
         class Reader(CalibrationDataReader):
             def __init__(self) -> None:
@@ -120,7 +122,9 @@ class OnnxRuntimeBackend(Backend):
             per_channel=options.per_channel,
             activation_type=activation,
             weight_type=QuantType.QInt8,
-            calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[options.calibration_method]),
+            calibrate_method=getattr(
+                CalibrationMethod, CALIBRATION_METHODS[options.calibration_method]
+            ),
         )
         prepared.unlink()
         import onnx

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import collections
 import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +62,37 @@ def compile_config(precision: str, threads: int, options: OpenVinoOptions) -> di
         "PERFORMANCE_HINT": options.performance_hint,
         "INFERENCE_NUM_THREADS": threads,
         "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
+    }
+
+
+_MEDIAN = re.compile(r"Median:\s+([\d.]+)\s*(ms|us|s)\b")
+_FIRST = re.compile(r"First inference took\s+([\d.]+)\s*ms")
+_COUNT = re.compile(r"Count:\s+(\d+)\s+iterations")
+_TO_MS = {"ms": 1.0, "us": 1e-3, "s": 1e3}
+
+
+def benchmark_app_command() -> list[str]:
+    """The benchmark_app that ships with the openvino wheel beside this interpreter."""
+    beside = Path(sys.executable).parent / "benchmark_app"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("benchmark_app")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from openvino.tools.benchmark.main import main; main()"]
+
+
+def parse_benchmark_app(output: str) -> dict[str, Any]:
+    median = _MEDIAN.search(output)
+    if median is None:
+        lines = [ln for ln in output.splitlines() if "ERROR" in ln] or output.splitlines()[-1:]
+        raise RuntimeError(f"benchmark_app printed no median: {' '.join(lines)[:300]}")
+    first = _FIRST.search(output)
+    count = _COUNT.search(output)
+    return {
+        "median_ms": float(median.group(1)) * _TO_MS[median.group(2)],
+        "first_ms": float(first.group(1)) if first else None,
+        "iterations": int(count.group(1)) if count else None,
     }
 
 
@@ -136,6 +173,45 @@ class OpenVinoBackend(Backend):
         # save_model compresses weights to fp16 by default; only the fp16 IR should be.
         ov.save_model(model, str(out_dir / IR_FILE), compress_to_fp16=precision == "fp16")
         return details
+
+    def vendor_benchmark(
+        self, artifact_dir, precision, threads, batch_shape, seconds, options
+    ) -> dict[str, Any]:
+        """benchmark_app on the same IR with exactly our compile config (via -load_config)."""
+        ir = Path(artifact_dir) / IR_FILE
+        shape = "[" + ",".join(str(d) for d in batch_shape) + "]"
+        with tempfile.TemporaryDirectory() as folder:
+            config_path = Path(folder) / "config.json"
+            config = {k: str(v) for k, v in compile_config(precision, threads, options).items()}
+            config_path.write_text(json.dumps({"CPU": config}))
+            command = [
+                *benchmark_app_command(),
+                "-m",
+                str(ir),
+                "-d",
+                "CPU",
+                "-load_config",
+                str(config_path),
+                "-api",
+                "sync",
+                "-t",
+                str(max(1, round(seconds))),
+                # a dynamic IR stays dynamic (as in our runner); only the data gets a shape
+                "-data_shape",
+                shape,
+                "-inference_only",
+                "true",
+            ]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        output = result.stdout + result.stderr
+        if result.returncode != 0:
+            errors = [ln.strip() for ln in output.splitlines() if "error" in ln.lower()]
+            raise RuntimeError(
+                f"benchmark_app exited {result.returncode}: {(errors or [output[-300:]])[-1]}"
+            )
+        parsed = parse_benchmark_app(output)
+        command_shown = ["benchmark_app", *command[len(benchmark_app_command()) :]]
+        return {"tool": "benchmark_app", "command": " ".join(command_shown), **parsed}
 
     def _load(self, artifact_dir: Path, precision: str, threads: int, options: Any) -> Runner:
         return OpenVinoRunner(artifact_dir / IR_FILE, precision, threads, options)

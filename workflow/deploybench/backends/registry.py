@@ -27,8 +27,6 @@ def get_backend(name: str) -> type[Backend]:
     try:
         target = BACKENDS[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown backend {name!r}: choose from {', '.join(BACKENDS)}"
-        ) from None
+        raise ConfigError(f"unknown backend {name!r}: choose from {', '.join(BACKENDS)}") from None
     module_name, class_name = target.split(":")
     return getattr(importlib.import_module(module_name), class_name)
