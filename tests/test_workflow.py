@@ -99,6 +99,18 @@ def test_noop_rerun_does_nothing(finished_run):
 
 
 @pytest.mark.slow
+def test_reordered_config_reruns_nothing(finished_run, tmp_path):
+    workdir, _ = finished_run
+    config = yaml.safe_load(TINY.read_text())
+    reordered = {key: config[key] for key in reversed(list(config))}
+    reordered["timing"] = {key: config["timing"][key] for key in sorted(config["timing"])}
+    path = tmp_path / "reordered.yaml"
+    path.write_text(yaml.safe_dump(reordered, sort_keys=False))
+    result = snakemake(workdir, "report", "-n", configfile=path)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
 def test_changing_one_backend_option_reruns_only_that_backend(finished_run, tmp_path):
     workdir, _ = finished_run
     config = yaml.safe_load(TINY.read_text())

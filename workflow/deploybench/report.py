@@ -199,7 +199,7 @@ def render_report(
     latencies_csv: str,
     onnx_fact_paths: list[str],
     model_fact_paths: list[str],
-    settings: dict[str, Any],
+    timing: dict[str, Any],
     threads: int,
     out_html: str,
 ) -> None:
@@ -274,7 +274,7 @@ def render_report(
         host=hardware.describe(),
         versions=_versions(),
         threads=threads,
-        timing=settings.get("timing", {}),
+        timing=timing,
         noisy_count=int(timed.noisy.fillna(False).astype(bool).sum()),
         timed_count=len(timed),
         max_foreign_cpu=timed.foreign_cpu.max() if "foreign_cpu" in timed else None,

@@ -1,5 +1,6 @@
 # What the rules share: the validated config, the plan of combinations, wildcard constraints,
 # input and param functions, and the target lists.
+import json
 import re
 import sys
 from pathlib import Path
@@ -52,6 +53,15 @@ wildcard_constraints:
 
 
 # ---------------------------------------------------------------- params
+# Params are compared by their text: keys are sorted so that reordering a config file reruns
+# nothing.
+
+
+def canonical(value):
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+TIMING_SETTINGS = canonical(config["timing"])
 
 
 def model_spec(wildcards):
@@ -59,7 +69,7 @@ def model_spec(wildcards):
 
 
 def backend_options(wildcards):
-    return config["backend_options"].get(wildcards.backend, {})
+    return canonical(config["backend_options"].get(wildcards.backend, {}))
 
 
 def backend_version(wildcards):
@@ -79,7 +89,7 @@ def crosscheck_settings(wildcards):
 
 
 def parity_tolerance(wildcards):
-    return config["parity"]["tolerances"][wildcards.precision]
+    return canonical(config["parity"]["tolerances"][wildcards.precision])
 
 
 def result_keys(wildcards):

@@ -16,7 +16,7 @@ rule time_inference:
     resources:
         timing_slot=1,
     params:
-        timing=config["timing"],
+        timing=TIMING_SETTINGS,
         crosscheck=crosscheck_settings,
         threads=TIMING_THREADS,
         options=backend_options,

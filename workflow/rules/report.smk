@@ -36,6 +36,6 @@ rule render_report:
         "../../envs/workflow.yaml"
     params:
         threads=TIMING_THREADS,
-        settings=config,
+        timing=TIMING_SETTINGS,
     script:
         "../scripts/render_report.py"

@@ -8,7 +8,7 @@ run_job(
     latencies_csv=snakemake.input.latencies,
     onnx_fact_paths=list(snakemake.input.onnx_facts),
     model_fact_paths=list(snakemake.input.model_facts),
-    settings=snakemake.params.settings,
+    timing=snakemake.params.timing,
     threads=snakemake.params.threads,
     out_html=snakemake.output[0],
 )
