@@ -56,7 +56,7 @@ def test_compile_failure_becomes_records_and_a_report_row(
     )
     record = json.loads((bad / "artifact.json").read_text())
     assert record["status"] == "failed"
-    assert record["reason"] == "RuntimeError: Unsupported op 'FancyConv'"
+    assert record["reason"] == "RuntimeError: Unsupported op 'FancyConv' more detail"
     monkeypatch.undo()
 
     out = {}

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 from deploybench.backends import backend_names, get_backend
-from deploybench.errors import BackendUnavailable, ConfigError
+from deploybench.errors import BackendUnavailable, ConfigError, InputFileError
 
 HEAVY = ("torch", "onnxruntime", "openvino", "tvm", "tensorrt", "nncf", "torchvision")
 
@@ -71,3 +71,11 @@ def test_int8_without_calibration_is_an_error_not_a_fallback(tmp_path):
     source.write_bytes(b"")
     with pytest.raises(ConfigError, match="calibration"):
         backend().compile(source, tmp_path / "out", "int8", None, backend.Options())
+
+
+def test_corrupt_onnx_stops_compile_with_the_fix(tmp_path):
+    backend = get_backend("onnxruntime")
+    source = tmp_path / "model.onnx"
+    source.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(InputFileError, match="corrupt.*delete it and rerun"):
+        backend().compile(source, tmp_path / "out", "fp32", None, backend.Options())

@@ -54,6 +54,7 @@ def _timing_row(record: dict[str, Any]) -> dict[str, Any]:
                 vendor_tool=vendor.get("tool", ""),
                 vendor_median_ms=vendor.get("median_ms"),
                 vendor_ratio=vendor.get("ratio"),
+                vendor_drift=vendor.get("drift"),
                 vendor_error=vendor.get("error", ""),
             )
     return row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import traceback
 from typing import Any
 
@@ -13,10 +14,16 @@ OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 HARD_ERRORS = (ConfigError, InputFileError)
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+# Lines that say where in a library's C++ an error was raised, not what went wrong.
+_LOCATION_ONLY = re.compile(r"^(Check '.*' failed at \S+|Exception from \S+:\d+:|Summary:)$")
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The error's type and its first few meaningful lines, on one line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    meaningful = [ln.lstrip("- ") for ln in lines if not _LOCATION_ONLY.match(ln)][:3]
+    text = " ".join(meaningful)[:limit]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def base_record(**keys: Any) -> dict[str, Any]:

@@ -28,24 +28,41 @@ PACKAGES = (
 )
 ACCEPTABLE_PARITY = ("pass",)
 CROSSCHECK_TOLERANCE = 0.15
-CROSSCHECK_EXPLANATION = (
-    "more than 15% apart: both ran back to back in one job with the same settings, so the "
-    "difference is the machine changing between the two runs (see this row's CV and noise) or "
-    "the tool's different loop; rerun on a quiet machine before trusting either"
-)
+DRIFT_TOLERANCE = 0.10
+# Columns the template reads; a run where no row produced one still renders.
+TABLE_COLUMNS = (
+    "reason", "median_ms", "median_ci_low_ms", "median_ci_high_ms", "p90_ms", "p99_ms", "cv", "n",
+    "cold_ms", "throughput_per_s", "speedup", "speedup_ci_low", "speedup_ci_high", "parity",
+    "parity_reason", "execution_precision", "compile_seconds", "artifact_bytes", "noisy", "noise",
+    "max_abs_error", "max_rel_error", "cosine", "top1_agreement", "top5_agreement",
+    "parity_images", "vendor_tool", "vendor_median_ms", "vendor_ratio", "vendor_drift",
+    "vendor_error", "foreign_cpu", "load_average_before",
+)  # fmt: skip
+
+
+def crosscheck_note(ratio: float | None, drift: float | None) -> str:
+    """Why ours and the vendor's medians differ, from what was measured around the tool's run."""
+    if ratio is None or ratio != ratio or abs(ratio - 1) <= CROSSCHECK_TOLERANCE:
+        return ""
+    if drift is not None and drift == drift and abs(drift - 1) > DRIFT_TOLERANCE:
+        return (
+            f"apart by more than {CROSSCHECK_TOLERANCE:.0%}, but our own median moved "
+            f"{drift - 1:+.0%} between the runs just before and just after the tool's: the "
+            "machine's speed drifted; rerun on a quiet machine"
+        )
+    return (
+        f"apart by more than {CROSSCHECK_TOLERANCE:.0%} while our median held steady around the "
+        "tool's run: a real difference between the two loops, not explained by drift"
+    )
 
 
 def crosscheck_rows(summary) -> list[dict[str, Any]]:
-    if "vendor_tool" not in summary and "vendor_error" not in summary:
+    if "vendor_tool" not in summary:
         return []
-    rows = summary[summary.get("vendor_tool").notna() | summary.get("vendor_error").notna()]
+    rows = summary[summary.vendor_tool.notna() | summary.vendor_error.notna()]
     result = []
     for row in rows.to_dict("records"):
-        ratio = row.get("vendor_ratio")
-        row["flagged"] = (
-            ratio == ratio and ratio is not None and abs(ratio - 1) > CROSSCHECK_TOLERANCE
-        )
-        row["explanation"] = CROSSCHECK_EXPLANATION
+        row["explanation"] = crosscheck_note(row.get("vendor_ratio"), row.get("vendor_drift"))
         result.append(row)
     return result
 
@@ -208,7 +225,7 @@ def render_report(
 
     summary = pd.read_csv(summary_csv)
     latencies = pd.read_csv(latencies_csv)
-    for column in ("parity", "noisy", "speedup", "median_ms", "execution_precision"):
+    for column in TABLE_COLUMNS:
         if column not in summary:
             summary[column] = None
 

@@ -122,13 +122,17 @@ class Backend(ABC):
         self.require_available()
         if precision not in self.precisions:
             raise ConfigError(f"{self.name} does not offer {precision}")
-        source = Path(source)
-        if not source.exists():
-            raise InputFileError(f"{source} is missing: rerun the stage that writes it")
         if precision in self.needs_calibration and (calibration is None or len(calibration) == 0):
             raise ConfigError(
                 f"{self.name} {precision} needs calibration data: set inputs.calibration_size > 0"
             )
+        source = Path(source)
+        if not source.exists():
+            raise InputFileError(f"{source} is missing: rerun the stage that writes it")
+        if self.source == "onnx":
+            from ..onnx_tools import load_onnx
+
+            load_onnx(source)  # a corrupt file is the user's to fix, not a backend failure
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
