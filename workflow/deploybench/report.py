@@ -52,7 +52,8 @@ def crosscheck_note(ratio: float | None, drift: float | None) -> str:
         )
     return (
         f"apart by more than {CROSSCHECK_TOLERANCE:.0%} while our median held steady around the "
-        "tool's run: a real difference between the two loops, not explained by drift"
+        "tool's run: not explained by drift measured around it; rerun to see whether it persists "
+        "before blaming either loop"
     )
 
 
