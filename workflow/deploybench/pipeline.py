@@ -113,8 +113,20 @@ def compile_artifact(
         write_json(tmp / ARTIFACT_RECORD, record)
 
 
-def _artifact(artifact_dir: str) -> dict[str, Any]:
-    return read_json(Path(artifact_dir) / ARTIFACT_RECORD)
+def _skipped_after_failed_compile(artifact_dir: str, out_json: str, keys: dict) -> bool:
+    """Write a skipped record when the artifact failed to build; say whether it did."""
+    artifact = read_json(Path(artifact_dir) / ARTIFACT_RECORD)
+    if artifact["status"] == records.OK:
+        return False
+    write_json(out_json, records.skipped(f"compile failed: {artifact['reason']}", **keys))
+    return True
+
+
+def _load_runner(artifact_dir: str, keys: dict, threads: int, options: dict):
+    backend_cls = get_backend(keys["backend"])
+    return backend_cls().load(
+        Path(artifact_dir), keys["precision"], threads, backend_cls.make_options(options)
+    )
 
 
 def make_batch(evaluation: np.ndarray, batch: int) -> np.ndarray:
@@ -134,19 +146,15 @@ def time_inference(
     keys: dict,
     crosscheck: dict | None = None,
 ) -> None:
-    artifact = _artifact(artifact_dir)
-    backend_cls = get_backend(keys["backend"])
     keys = {**keys, "batch": batch, "threads": threads}
-    if artifact["status"] != records.OK:
-        write_json(out_json, records.skipped(f"compile failed: {artifact['reason']}", **keys))
+    if _skipped_after_failed_compile(artifact_dir, out_json, keys):
         return
+    backend_cls = get_backend(keys["backend"])
     settings = TimingSettings(**timing)
     try:
         data = make_batch(load_npz(inputs_npz)["evaluation"], batch)
         start = time.perf_counter()
-        runner = backend_cls().load(
-            Path(artifact_dir), keys["precision"], threads, backend_cls.make_options(options)
-        )
+        runner = _load_runner(artifact_dir, keys, threads, options)
         load_seconds = time.perf_counter() - start
         with runner:
             result = time_runner_for(runner, data, settings)
@@ -275,19 +283,13 @@ def check_parity(
 ) -> None:
     from .config import static_batch
 
-    artifact = _artifact(artifact_dir)
-    if artifact["status"] != records.OK:
-        write_json(out_json, records.skipped(f"compile failed: {artifact['reason']}", **keys))
+    if _skipped_after_failed_compile(artifact_dir, out_json, keys):
         return
-    backend_cls = get_backend(keys["backend"])
     reference = load_npz(reference_npz)
     references = [reference[f"output_{i}"] for i in range(len(reference))]
     try:
         evaluation = load_npz(inputs_npz)["evaluation"]
-        runner = backend_cls().load(
-            Path(artifact_dir), keys["precision"], threads, backend_cls.make_options(options)
-        )
-        with runner:
+        with _load_runner(artifact_dir, keys, threads, options) as runner:
             outputs = run_all(runner, evaluation, static_batch(keys["shape"]))
             execution = runner.execution_info
         result = check(references, outputs, Tolerance(**tolerance))

@@ -18,7 +18,6 @@ from deploybench.config import (
     parse_config,
     plan,
     shape_names,
-    static_batch,
 )
 from deploybench.errors import ConfigError
 from deploybench.gpu import gpu_present
