@@ -40,3 +40,12 @@ def test_missing_and_corrupt_files_name_the_fix(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"garbage")
     with pytest.raises(InputFileError, match="corrupt"):
         load_npz(tmp_path / "bad.npz")
+
+
+def test_temporaries_left_by_a_killed_run_are_cleaned_on_the_next_write(tmp_path):
+    (tmp_path / ".out.json.abc123.tmp").write_text("half, from a killed run")
+    (tmp_path / ".artifact.xyz.tmp").mkdir()
+    write_json(tmp_path / "out.json", {"ok": True})
+    with atomic_dir(tmp_path / "artifact") as tmp:
+        (tmp / "a.txt").write_text("x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact", "out.json"]

@@ -195,3 +195,45 @@ def test_lint_is_clean(tmp_path):
     result = snakemake(tmp_path, "--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_cleanly(tmp_path):
+    import signal
+    import time
+
+    config = yaml.safe_load(TINY.read_text())
+    config.update(backends=["pytorch", "onnxruntime"], precisions=["fp32"], batch_sizes=[1])
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "report",
+        "--cores",
+        "2",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(path),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    # interrupt while the first timing job runs
+    while not list((workdir / "logs").glob("time_inference/**/*.log")):
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) != 0
+    assert not (workdir / "reports" / "report.html").exists()
+
+    snakemake(workdir, "report", configfile=path)
+    assert (workdir / "reports" / "report.html").exists()
+    assert not [p for p in (workdir / "results").rglob("*.tmp")]
+    assert "Nothing to be done" in snakemake(workdir, "report", "-n", configfile=path).stdout
