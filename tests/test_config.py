@@ -106,6 +106,18 @@ def test_plan_covers_every_combination_with_a_status(default_config):
     assert len(triples) == 3 * 3 * 3
 
 
+def test_eager_baseline_runs_whatever_graph_shapes_are_configured(default_config):
+    settings = parse_config(validated({**default_config, "shapes": ["static"]}))
+    rows = plan(settings, ZEN4)
+    eager = [r for r in rows if r.backend == "pytorch" and r.precision == "fp32"]
+    assert {(r.shape, r.batch, r.status) for r in eager if r.model == "resnet18"} == {
+        ("dynamic", 1, "planned"),
+        ("dynamic", 8, "planned"),
+    }
+    onnx_rows = [r for r in rows if r.backend == "onnxruntime" and r.status == "planned"]
+    assert {r.shape for r in onnx_rows} == {"static_b1", "static_b8"}
+
+
 def test_bf16_is_skipped_on_a_cpu_without_it(default_config):
     settings = parse_config(validated(default_config))
     rows = [r for r in plan(settings, OLD_CPU) if r.precision == "bf16"]

@@ -216,7 +216,11 @@ def plan(settings: Settings, host: HostFacts) -> list[Combination]:
             available, why_not = False, "no CUDA device on the host that built the DAG"
         for precision in settings.precisions:
             supported, why_unsupported = backend.precision_support(precision, host.cpu_flags)
-            usable = [s for s in shapes if shape_kind(s) in backend.shapes]
+            if backend.source == "onnx":
+                usable = [s for s in shapes if shape_kind(s) in backend.shapes]
+            else:
+                # `shapes` describes ONNX graphs; an eager model takes any batch, always.
+                usable = ["dynamic"]
             for model in settings.models:
                 # A backend that fits none of the configured shapes still shows up, as skipped.
                 for shape in usable or shapes:

@@ -17,7 +17,6 @@ from deploybench.config import (
     describe_validation_error,
     parse_config,
     plan,
-    shape_names,
 )
 from deploybench.errors import ConfigError
 from deploybench.gpu import gpu_present
@@ -32,7 +31,7 @@ HOST = HostFacts(cpu_flags=hardware.cpu_flags(), has_gpu=gpu_present(SETTINGS.gp
 PLAN = plan(SETTINGS, HOST)
 PLANNED = [row for row in PLAN if row.status == "planned"]
 SKIPPED = [row.as_dict() for row in PLAN if row.status == "skipped"]
-SHAPES = shape_names(SETTINGS.shapes, SETTINGS.batch_sizes)
+SHAPES = list(dict.fromkeys(row.shape for row in PLAN))
 # Every backend is timed with the same thread count: the config's, or the cores of this run.
 TIMING_THREADS = SETTINGS.timing.threads or min(
     workflow.cores or 1, hardware.available_cores()
