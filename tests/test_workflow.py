@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "data" / "tiny.yaml"
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True):
-    command = [
+def snakemake_command(workdir: Path, *args: str, configfile: Path = TINY) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -30,6 +30,10 @@ def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = 
         "--configfile",
         str(configfile),
     ]
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True):
+    command = snakemake_command(workdir, *args, configfile=configfile)
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800)
     if check and result.returncode != 0:
         raise AssertionError(
@@ -208,20 +212,7 @@ def test_interrupted_run_resumes_cleanly(tmp_path):
     path.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "run"
     workdir.mkdir()
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "report",
-        "--cores",
-        "2",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(path),
-    ]
+    command = snakemake_command(workdir, "report", configfile=path)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     # interrupt while the first timing job runs

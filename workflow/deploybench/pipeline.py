@@ -100,7 +100,7 @@ def compile_artifact(
             facts = backend_cls().compile(
                 Path(source), tmp, precision, calibration, backend_cls.make_options(options)
             )
-            record = {**records.base_record(**keys), "status": records.OK, "reason": "", **facts}
+            record = records.ok(keys, **facts)
             log.info(
                 "compiled in %.1f s, %d bytes", facts["compile_seconds"], facts["artifact_bytes"]
             )
@@ -182,16 +182,14 @@ def time_inference(
                     before_ms=stats["median_ms"],
                     measure_again=lambda: measure_median(runner, data, settings),
                 )
-        record = {
-            **records.base_record(**keys),
-            "status": records.OK,
-            "reason": "",
-            "load_seconds": load_seconds,
-            "throughput_per_s": batch / (stats["median_ms"] / 1e3),
-            "execution": execution,
-            "version": backend_cls.version(),
+        record = records.ok(
+            keys,
+            load_seconds=load_seconds,
+            throughput_per_s=batch / (stats["median_ms"] / 1e3),
+            execution=execution,
+            version=backend_cls.version(),
             **result,
-        }
+        )
         if vendor is not None:
             record["vendor_benchmark"] = vendor
     except records.HARD_ERRORS:
@@ -293,15 +291,13 @@ def check_parity(
             outputs = run_all(runner, evaluation, static_batch(keys["shape"]))
             execution = runner.execution_info
         result = check(references, outputs, Tolerance(**tolerance))
-        record = {
-            **records.base_record(**keys),
-            "status": records.OK,
-            "reason": "",
-            "tolerance": tolerance,
-            "images": len(evaluation),
-            "execution": execution,
+        record = records.ok(
+            keys,
+            tolerance=tolerance,
+            images=len(evaluation),
+            execution=execution,
             **result.as_dict(),
-        }
+        )
         log.info("parity %s: %s", result.verdict, result.reason)
     except records.HARD_ERRORS:
         raise

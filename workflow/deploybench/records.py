@@ -30,6 +30,10 @@ def base_record(**keys: Any) -> dict[str, Any]:
     return {**keys, "python": platform.python_version()}
 
 
+def ok(keys: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {**base_record(**keys), "status": OK, "reason": "", **fields}
+
+
 def failed(exc: BaseException, **keys: Any) -> dict[str, Any]:
     return {
         **base_record(**keys),
