@@ -60,10 +60,14 @@ def test_onnxruntime_int8_graph_is_really_quantized(tiny_onnx, tiny_inputs, tmp_
     )
     assert facts["details"]["quantize_nodes"] > 0
     assert facts["details"]["per_channel"] is True
-    fp32 = get_backend("onnxruntime")().compile(
-        tiny_onnx["dynamic"], tmp_path / "fp32", "fp32", None, backend_cls.Options()
-    )
-    assert facts["artifact_bytes"] != fp32["artifact_bytes"]
+    import onnx
+
+    weights = onnx.load(str(tmp_path / "model.onnx")).graph.initializer
+    int8_weights = [w for w in weights if w.data_type == onnx.TensorProto.INT8 and len(w.dims) == 4]
+    assert int8_weights, "conv weights were not stored as int8"
+    # per-channel: one scale per output channel of the first conv (8 channels)
+    scales = [w for w in weights if w.name.endswith("_scale") and list(w.dims) == [8]]
+    assert scales
 
 
 @needs("onnxruntime")
@@ -83,11 +87,7 @@ def test_openvino_reports_the_precision_it_really_executes(tiny_onnx, tmp_path):
         info = runner.execution_info
     # fp32 must not silently run as bf16 on CPUs that have it
     assert info["execution_precision"] == "f32"
-    assert (
-        info["inference_precision_hint"] == "<Type: 'float32'>"
-        or "f32" in info["inference_precision_hint"]
-        or "float32" in info["inference_precision_hint"]
-    )
+    assert "float32" in info["inference_precision_hint"]
     assert info["streams"] >= 1
 
 
