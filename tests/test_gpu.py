@@ -1,0 +1,62 @@
+import os
+import stat
+
+import pytest
+from deploybench.backends import registry
+from deploybench.backends.base import Backend
+from deploybench.config import HostFacts, Settings, plan
+from deploybench.gpu import gpu_present, nvidia_smi_sees_gpu
+
+
+def fake_nvidia_smi(folder, output: str, code: int):
+    script = folder / "nvidia-smi"
+    script.write_text(f"#!/bin/sh\necho '{output}'\nexit {code}\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("output", "code", "expected"),
+    [("NVIDIA H200", 0, True), ("", 0, False), ("NVIDIA-SMI has failed", 9, False)],
+)
+def test_auto_probes_nvidia_smi_both_ways(tmp_path, monkeypatch, output, code, expected):
+    monkeypatch.setenv("PATH", f"{fake_nvidia_smi(tmp_path, output, code)}{os.pathsep}/usr/bin")
+    assert nvidia_smi_sees_gpu() is expected
+    assert gpu_present("auto") is expected
+
+
+def test_without_nvidia_smi_there_is_no_gpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert gpu_present("auto") is False
+    # a cluster profile says true: its login node has no GPU, its GPU partition does
+    assert gpu_present(True) is True
+    assert gpu_present(False) is False
+
+
+class FakeCudaBackend(Backend):
+    name = "fake_cuda"
+    device = "cuda"
+    precisions = ("fp32",)
+
+    def _compile(self, *args):
+        raise NotImplementedError
+
+    def _load(self, *args):
+        raise NotImplementedError
+
+
+def test_cuda_backends_are_skipped_with_the_reason_on_a_host_without_gpu(monkeypatch):
+    monkeypatch.setitem(registry.BACKENDS, "fake_cuda", f"{__name__}:FakeCudaBackend")
+    settings = Settings(
+        models={"m": None},
+        backends=("fake_cuda",),
+        precisions=("fp32",),
+        shapes=("dynamic",),
+        batch_sizes=(1,),
+    )
+    without = plan(settings, HostFacts(cpu_flags=frozenset(), has_gpu=False))
+    assert {(r.status, r.reason) for r in without} == {
+        ("skipped", "no CUDA device on the host that built the DAG")
+    }
+    with_gpu = plan(settings, HostFacts(cpu_flags=frozenset(), has_gpu=True))
+    assert {r.status for r in with_gpu} == {"planned"}
