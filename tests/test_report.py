@@ -123,3 +123,13 @@ def test_crosscheck_note_tells_drift_from_a_real_difference():
     assert "drifted" in crosscheck_note(1.30, 1.25)
     assert "not explained by drift" in crosscheck_note(1.30, 1.02)
     assert crosscheck_note(float("nan"), None) == ""
+
+
+def test_numbers_are_formatted_without_needless_exponents():
+    from deploybench.report import _fmt
+
+    assert _fmt(2600.4) == "2600"
+    assert _fmt(266.3) == "266"
+    assert _fmt(0.00709) == "0.00709"
+    assert _fmt(3.6e-9) == "3.60e-09"
+    assert _fmt(float("nan")) == "" and _fmt(None) == ""

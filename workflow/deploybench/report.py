@@ -203,11 +203,14 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
+    """Numbers as a reader wants them: significant digits, no exponent between 1e-4 and 1e6."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
         if value != 0 and (abs(value) < 1e-4 or abs(value) >= 1e6):
             return f"{value:.{digits - 1}e}"
+        if abs(value) >= 10**digits:
+            return f"{value:.0f}"
         return f"{value:.{digits}g}"
     return str(value)
 
@@ -296,6 +299,11 @@ def render_report(
         noisy_count=int(timed.noisy.fillna(False).astype(bool).sum()),
         timed_count=len(timed),
         max_foreign_cpu=timed.foreign_cpu.max() if "foreign_cpu" in timed else None,
+        mhz_range=(
+            (timed.cpu_mhz_before.min(), timed.cpu_mhz_after.max())
+            if "cpu_mhz_before" in timed and timed.cpu_mhz_before.notna().any()
+            else None
+        ),
         load_range=(
             (timed.load_average_before.min(), timed.load_average_before.max())
             if "load_average_before" in timed and len(timed)
