@@ -125,7 +125,9 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
     ok = rows[rows.status == "ok"].copy()
     if ok.empty:
         return figures
-    ok["config"] = config_labels(ok)
+    # a fast configuration whose outputs fail parity must not read as a win
+    failing = ok["parity"].eq("fail").map({True: "  ✗ fails parity", False: ""})
+    ok["config"] = config_labels(ok) + failing
     ok["batch"] = ok["batch"].astype(int)
 
     if ok.speedup.notna().any():
