@@ -120,11 +120,9 @@ class OpenVinoRunner(Runner):
         }
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        self._request.infer({0: batch}, share_inputs=True)
-        return [
-            np.array(self._request.get_output_tensor(i).data, copy=True)
-            for i in range(len(self._compiled.outputs))
-        ]
+        # Shared outputs are the request's own buffers, overwritten by the next call: copy once.
+        results = self._request.infer({0: batch}, share_inputs=True, share_outputs=True)
+        return [np.array(output, copy=True) for output in results.to_tuple()]
 
     def close(self) -> None:
         self._request = None
