@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from .backends.base import ARTIFACT_RECORD
 from .config import ModelSpec, TimingSettings
 from .io import atomic_dir, load_npz, read_json, save_npz, write_json
 from .parity import Tolerance, check
+from .timing import measure, time_runner
 
 log = logging.getLogger("deploybench")
 
@@ -95,22 +97,31 @@ def compile_artifact(
     """Build the artifact folder; a backend error is recorded in artifact.json, not raised."""
     backend_cls = get_backend(backend)
     with atomic_dir(out_dir) as tmp:
-        try:
+
+        def build() -> dict:
             calibration = load_npz(calibration_npz)["calibration"] if calibration_npz else None
             facts = backend_cls().compile(
                 Path(source), tmp, precision, calibration, backend_cls.make_options(options)
             )
-            record = records.ok(keys, **facts)
             log.info(
                 "compiled in %.1f s, %d bytes", facts["compile_seconds"], facts["artifact_bytes"]
             )
-        except records.HARD_ERRORS:
-            raise
-        except Exception as exc:
-            log.exception("compile failed")
-            record = records.failed(exc, **keys)
+            return records.ok(keys, **facts)
+
+        record = _record_or_failure("compile", keys, build)
         record["version"] = backend_cls.version()
         write_json(tmp / ARTIFACT_RECORD, record)
+
+
+def _record_or_failure(what: str, keys: dict, work: Callable[[], dict]) -> dict:
+    """``work()``'s record; a backend error becomes a failed record, a user's error is raised."""
+    try:
+        return work()
+    except records.HARD_ERRORS:
+        raise
+    except Exception as exc:
+        log.exception("%s failed", what)
+        return records.failed(exc, **keys)
 
 
 def _skipped_after_failed_compile(artifact_dir: str, out_json: str, keys: dict) -> bool:
@@ -151,14 +162,14 @@ def time_inference(
         return
     backend_cls = get_backend(keys["backend"])
     settings = TimingSettings(**timing)
-    try:
+
+    def measure_all() -> dict:
         data = make_batch(load_npz(inputs_npz)["evaluation"], batch)
         start = time.perf_counter()
         runner = _load_runner(artifact_dir, keys, threads, options)
         load_seconds = time.perf_counter() - start
         with runner:
-            result = time_runner_for(runner, data, settings)
-            execution = runner.execution_info
+            result = time_runner(lambda: runner.run(data), settings)
             stats = result["stats"]
             log.info(
                 "median %.3f ms (95%% CI %.3f-%.3f), CV %.3f, n=%d%s",
@@ -169,47 +180,40 @@ def time_inference(
                 stats["n"],
                 " NOISY: " + "; ".join(result["noise"]) if result["noisy"] else "",
             )
-            vendor = None
+            record = records.ok(
+                keys,
+                load_seconds=load_seconds,
+                throughput_per_s=batch / (stats["median_ms"] / 1e3),
+                execution=runner.execution_info,
+                version=backend_cls.version(),
+                **result,
+            )
             if crosscheck:
                 vendor = vendor_crosscheck(
-                    backend_cls(),
-                    Path(artifact_dir),
-                    keys["precision"],
-                    threads,
-                    data.shape,
-                    crosscheck["seconds"],
-                    backend_cls.make_options(options),
+                    lambda: backend_cls().vendor_benchmark(
+                        Path(artifact_dir),
+                        keys["precision"],
+                        threads,
+                        data.shape,
+                        crosscheck["seconds"],
+                        backend_cls.make_options(options),
+                    ),
                     before_ms=stats["median_ms"],
-                    measure_again=lambda: measure_median(runner, data, settings),
+                    measure_again=lambda: measure(lambda: runner.run(data), settings).stats[
+                        "median_ms"
+                    ],
                 )
-        record = records.ok(
-            keys,
-            load_seconds=load_seconds,
-            throughput_per_s=batch / (stats["median_ms"] / 1e3),
-            execution=execution,
-            version=backend_cls.version(),
-            **result,
-        )
-        if vendor is not None:
-            record["vendor_benchmark"] = vendor
-    except records.HARD_ERRORS:
-        raise
-    except Exception as exc:
-        log.exception("timing failed")
-        record = records.failed(exc, **keys)
-    write_json(out_json, record)
+                if vendor is not None:
+                    record["vendor_benchmark"] = vendor
+        return record
+
+    write_json(out_json, _record_or_failure("timing", keys, measure_all))
 
 
 def vendor_crosscheck(
-    backend,
-    artifact_dir,
-    precision,
-    threads,
-    batch_shape,
-    seconds,
-    options,
+    run_tool: Callable[[], dict | None],
     before_ms: float,
-    measure_again,
+    measure_again: Callable[[], float],
 ) -> dict[str, Any] | None:
     """The vendor tool's median for the same artifact and settings, bracketed by ours.
 
@@ -217,9 +221,7 @@ def vendor_crosscheck(
     with the mean of our medians just before and just after it, and that drift is recorded.
     """
     try:
-        vendor = backend.vendor_benchmark(
-            artifact_dir, precision, threads, tuple(batch_shape), seconds, options
-        )
+        vendor = run_tool()
     except Exception as exc:
         log.exception("vendor benchmark failed")
         return {"error": records.first_line(exc)}
@@ -241,18 +243,6 @@ def vendor_crosscheck(
         vendor["ratio"],
     )
     return vendor
-
-
-def measure_median(runner, data: np.ndarray, settings: TimingSettings) -> float:
-    from .timing import measure
-
-    return measure(lambda: runner.run(data), settings).stats["median_ms"]
-
-
-def time_runner_for(runner, data: np.ndarray, settings: TimingSettings) -> dict[str, Any]:
-    from .timing import time_runner
-
-    return time_runner(lambda: runner.run(data), settings)
 
 
 def run_all(runner, evaluation: np.ndarray, batch: int | None) -> list[np.ndarray]:
@@ -285,26 +275,23 @@ def check_parity(
         return
     reference = load_npz(reference_npz)
     references = [reference[f"output_{i}"] for i in range(len(reference))]
-    try:
+
+    def compare() -> dict:
         evaluation = load_npz(inputs_npz)["evaluation"]
         with _load_runner(artifact_dir, keys, threads, options) as runner:
             outputs = run_all(runner, evaluation, static_batch(keys["shape"]))
             execution = runner.execution_info
         result = check(references, outputs, Tolerance(**tolerance))
-        record = records.ok(
+        log.info("parity %s: %s", result.verdict, result.reason)
+        return records.ok(
             keys,
             tolerance=tolerance,
             images=len(evaluation),
             execution=execution,
             **result.as_dict(),
         )
-        log.info("parity %s: %s", result.verdict, result.reason)
-    except records.HARD_ERRORS:
-        raise
-    except Exception as exc:
-        log.exception("parity run failed")
-        record = records.failed(exc, **keys)
-    write_json(out_json, record)
+
+    write_json(out_json, _record_or_failure("parity run", keys, compare))
 
 
 def configure_logging(log_path: str | None) -> None:

@@ -8,6 +8,7 @@ The public methods here do the checks every backend shares; a backend writes onl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.metadata
 import importlib.util
 import time
@@ -26,6 +27,15 @@ ARTIFACT_RECORD = "artifact.json"
 @dataclasses.dataclass(frozen=True)
 class NoOptions:
     """For backends that take no options."""
+
+
+@functools.cache
+def _installed_version(distribution: str) -> str | None:
+    # Asked once per job when Snakemake builds the DAG (the params trigger): ~0.5 ms a lookup.
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 class Runner(ABC):
@@ -76,12 +86,7 @@ class Backend(ABC):
 
     @classmethod
     def version(cls) -> str | None:
-        if cls.distribution is None:
-            return None
-        try:
-            return importlib.metadata.version(cls.distribution)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+        return None if cls.distribution is None else _installed_version(cls.distribution)
 
     @classmethod
     def precision_support(cls, precision: str, cpu_flags: frozenset[str]) -> tuple[bool, str]:

@@ -27,7 +27,7 @@ class OnnxRuntimeOptions:
     # Spinning threads burn the other cores while idle; on a shared host that hurts everyone.
     allow_spinning: bool = False
     calibration_method: str = "minmax"
-    # Per-tensor weights wrecked EfficientNet-Lite0 top-1 (0.26 vs 0.63) on these machines.
+    # Per-tensor weights wrecked EfficientNet-Lite0 top-1 in earlier trials here (0.26 vs 0.63).
     per_channel: bool = True
     activation_type: str = "int8"
 

@@ -182,8 +182,9 @@ class OpenVinoBackend(Backend):
             config_path = Path(folder) / "config.json"
             config = {k: str(v) for k, v in compile_config(precision, threads, options).items()}
             config_path.write_text(json.dumps({"CPU": config}))
+            tool = benchmark_app_command()
             command = [
-                *benchmark_app_command(),
+                *tool,
                 "-m",
                 str(ir),
                 "-d",
@@ -208,7 +209,7 @@ class OpenVinoBackend(Backend):
                 f"benchmark_app exited {result.returncode}: {(errors or [output[-300:]])[-1]}"
             )
         parsed = parse_benchmark_app(output)
-        command_shown = ["benchmark_app", *command[len(benchmark_app_command()) :]]
+        command_shown = ["benchmark_app", *command[len(tool) :]]
         return {"tool": "benchmark_app", "command": " ".join(command_shown), **parsed}
 
     def _load(self, artifact_dir: Path, precision: str, threads: int, options: Any) -> Runner:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -28,15 +30,21 @@ class PyTorchRunner(Runner):
         torch.set_num_threads(threads)
         self._torch = torch
         self._model = model
-        self._autocast = precision == "bf16"
+        autocast = precision == "bf16"
+        # fp32 enters no autocast context at all: nothing but the model inside the timed call
+        self._precision_context = (
+            functools.partial(torch.autocast, "cpu", torch.bfloat16)
+            if autocast
+            else contextlib.nullcontext
+        )
         self.execution_info = {
             "threads": torch.get_num_threads(),
-            "execution_precision": "bf16 (autocast)" if self._autocast else "fp32",
+            "execution_precision": "bf16 (autocast)" if autocast else "fp32",
         }
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         torch = self._torch
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self._autocast):
+        with torch.inference_mode(), self._precision_context():
             output = self._model(torch.from_numpy(batch))
         outputs = output if isinstance(output, (tuple, list)) else (output,)
         return [o.float().numpy() for o in outputs]
