@@ -87,24 +87,22 @@ def _artifact_columns(record: dict[str, Any]) -> dict[str, Any]:
 
 def add_speedups(frame):
     """Speedup over eager PyTorch fp32 at the same model and batch, with a conservative CI."""
-    import numpy as np
-
-    base = frame[(frame.backend == BASELINE[0]) & (frame.precision == BASELINE[1])]
-    base = base[base.status == "ok"].set_index(["model", "batch"])
-    speedup, low, high = [], [], []
-    for _, row in frame.iterrows():
-        key = (row.model, row.batch)
-        if row.status != "ok" or key not in base.index:
-            speedup.append(np.nan), low.append(np.nan), high.append(np.nan)
-            continue
-        ref = base.loc[key]
-        ref = ref.iloc[0] if getattr(ref, "ndim", 1) > 1 else ref
-        speedup.append(ref.median_ms / row.median_ms)
-        low.append(ref.median_ci_low_ms / row.median_ci_high_ms)
-        high.append(ref.median_ci_high_ms / row.median_ci_low_ms)
-    frame["speedup"] = speedup
-    frame["speedup_ci_low"] = low
-    frame["speedup_ci_high"] = high
+    is_base = (
+        (frame.backend == BASELINE[0]) & (frame.precision == BASELINE[1]) & (frame.status == "ok")
+    )
+    base = frame.loc[
+        is_base, ["model", "batch", "median_ms", "median_ci_low_ms", "median_ci_high_ms"]
+    ]
+    base = base.rename(columns=lambda c: c if c in ("model", "batch") else f"base_{c}")
+    merged = frame.merge(base, on=["model", "batch"], how="left")
+    ok = merged.status == "ok"
+    frame["speedup"] = (merged.base_median_ms / merged.median_ms).where(ok).to_numpy()
+    frame["speedup_ci_low"] = (
+        (merged.base_median_ci_low_ms / merged.median_ci_high_ms).where(ok).to_numpy()
+    )
+    frame["speedup_ci_high"] = (
+        (merged.base_median_ci_high_ms / merged.median_ci_low_ms).where(ok).to_numpy()
+    )
     return frame
 
 

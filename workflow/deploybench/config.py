@@ -89,22 +89,22 @@ class TimingSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """What the DAG is built from. The per-stage values (export, inputs, tolerances, backend
+    options) reach the jobs as params straight from the validated config; they are only checked
+    here."""
+
     models: dict[str, ModelSpec]
     backends: tuple[str, ...]
     precisions: tuple[str, ...]
     shapes: tuple[str, ...]
     batch_sizes: tuple[int, ...]
     gpu: str | bool = "auto"
-    calibration_size: int = 32
-    input_seed: int = 0
-    export: dict[str, Any] = field(default_factory=dict)
     timing: TimingSettings = field(default_factory=TimingSettings)
-    tolerances: dict[str, Tolerance] = field(default_factory=dict)
-    backend_options: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_config(config: dict[str, Any]) -> Settings:
-    """Typed settings from a config that Snakemake's validate() already checked and defaulted."""
+    """Typed settings from a config that Snakemake's validate() already checked and defaulted,
+    plus the checks a schema cannot express."""
     models = {}
     for name, raw in config["models"].items():
         try:
@@ -113,23 +113,19 @@ def parse_config(config: dict[str, Any]) -> Settings:
             raise ConfigError(f"models.{name}: {exc}") from exc
 
     backends = tuple(config["backends"])
-    for name in backends:
-        get_backend(name)  # raises the one-line "unknown backend" error
-    options = {}
-    for name in backend_names():
-        raw = config.get("backend_options", {}).get(name)
-        if name in backends or raw is not None:
-            options[name] = get_backend(name).make_options(raw)
-    unknown = sorted(set(config.get("backend_options", {})) - set(backend_names()))
+    options = config.get("backend_options", {})
+    unknown = sorted(set(options) - set(backend_names()))
     if unknown:
         raise ConfigError(
             f"backend_options: unknown backend(s) {', '.join(unknown)}; "
             f"choose from {', '.join(backend_names())}"
         )
+    for name in dict.fromkeys([*backends, *options]):
+        # an unknown backend name, or an option its dataclass refuses, fails here in one line
+        get_backend(name).make_options(options.get(name))
+    for raw in config["parity"]["tolerances"].values():
+        Tolerance(**raw)
 
-    tolerances = {
-        precision: Tolerance(**raw) for precision, raw in config["parity"]["tolerances"].items()
-    }
     return Settings(
         models=models,
         backends=backends,
@@ -137,12 +133,7 @@ def parse_config(config: dict[str, Any]) -> Settings:
         shapes=tuple(config["shapes"]),
         batch_sizes=tuple(sorted(config["batch_sizes"])),
         gpu=config.get("gpu", "auto"),
-        calibration_size=config["inputs"]["calibration_size"],
-        input_seed=config["inputs"]["seed"],
-        export=dict(config["export"]),
         timing=TimingSettings(**config["timing"]),
-        tolerances=tolerances,
-        backend_options=options,
     )
 
 

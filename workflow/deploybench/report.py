@@ -36,7 +36,7 @@ TABLE_COLUMNS = (
     "parity_reason", "execution_precision", "compile_seconds", "artifact_bytes", "noisy", "noise",
     "max_abs_error", "max_rel_error", "cosine", "top1_agreement", "top5_agreement",
     "parity_images", "vendor_tool", "vendor_median_ms", "vendor_ratio", "vendor_drift",
-    "vendor_error", "foreign_cpu", "load_average_before",
+    "vendor_error", "foreign_cpu", "load_average_before", "cpu_mhz_before", "cpu_mhz_after",
 )  # fmt: skip
 
 
@@ -58,8 +58,6 @@ def crosscheck_note(ratio: float | None, drift: float | None) -> str:
 
 
 def crosscheck_rows(summary) -> list[dict[str, Any]]:
-    if "vendor_tool" not in summary:
-        return []
     rows = summary[summary.vendor_tool.notna() | summary.vendor_error.notna()]
     result = []
     for row in rows.to_dict("records"):
@@ -112,6 +110,11 @@ def recommend(model_rows, pretrained: bool) -> list[dict[str, Any]]:
     return picks
 
 
+def _rows_figure(plt, rows):
+    """A figure with one horizontal band per configuration, tall enough to read every label."""
+    return plt.subplots(figsize=(9, 0.35 * len(rows) + 1.5))
+
+
 def _plots(model: str, rows, latencies) -> dict[str, str]:
     import matplotlib
     import matplotlib.ticker
@@ -132,7 +135,7 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
 
     if ok.speedup.notna().any():
         order = ok.groupby("config").speedup.max().sort_values(ascending=False).index
-        fig, ax = plt.subplots(figsize=(9, 0.35 * len(order) + 1.5))
+        fig, ax = _rows_figure(plt, order)
         sns.barplot(
             data=ok,
             y="config",
@@ -156,7 +159,7 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
         lat["config"] = config_labels(lat)
         lat["batch"] = lat["batch"].astype(int)
         order = lat.groupby("config").latency_ms.median().sort_values().index
-        fig, ax = plt.subplots(figsize=(9, 0.35 * len(order) + 1.5))
+        fig, ax = _rows_figure(plt, order)
         sns.boxplot(
             data=lat,
             y="config",
@@ -204,9 +207,18 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
     return figures
 
 
+def _range(low_column, high_column) -> tuple[float, float] | None:
+    low, high = low_column.min(), high_column.max()
+    return None if _missing(low) or _missing(high) else (low, high)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     """Numbers as a reader wants them: significant digits, no exponent between 1e-4 and 1e6."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return ""
     if isinstance(value, float):
         if value != 0 and (abs(value) < 1e-4 or abs(value) >= 1e6):
@@ -300,17 +312,9 @@ def render_report(
         timing=timing,
         noisy_count=int(timed.noisy.fillna(False).astype(bool).sum()),
         timed_count=len(timed),
-        max_foreign_cpu=timed.foreign_cpu.max() if "foreign_cpu" in timed else None,
-        mhz_range=(
-            (timed.cpu_mhz_before.min(), timed.cpu_mhz_after.max())
-            if "cpu_mhz_before" in timed and timed.cpu_mhz_before.notna().any()
-            else None
-        ),
-        load_range=(
-            (timed.load_average_before.min(), timed.load_average_before.max())
-            if "load_average_before" in timed and len(timed)
-            else None
-        ),
+        max_foreign_cpu=timed.foreign_cpu.max(),
+        mhz_range=_range(timed.cpu_mhz_before, timed.cpu_mhz_after),
+        load_range=_range(timed.load_average_before, timed.load_average_before),
     )
     with atomic_path(out_html) as tmp:
         tmp.write_text(html)
