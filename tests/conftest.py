@@ -1,22 +1,12 @@
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def has_nvidia_gpu() -> bool:
-    from deploybench.gpu import nvidia_smi_sees_gpu
-
-    return nvidia_smi_sees_gpu()
+from deploybench.gpu import nvidia_smi_sees_gpu
 
 
 def pytest_collection_modifyitems(config, items):
-    if has_nvidia_gpu():
+    if nvidia_smi_sees_gpu():
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU (nvidia-smi sees none)")
     for item in items:
@@ -24,26 +14,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-class TinyNet:
-    """Factory for a small CNN classifier (conv, BN, ReLU, pool, linear) with real signal."""
+@pytest.fixture(scope="session")
+def tiny_net():
+    """A small CNN classifier (conv, BN, ReLU, pool, linear) whose outputs differ per input."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
 
-    @staticmethod
-    def build(seed: int = 0):
-        import torch
-        from torch import nn
-
-        torch.manual_seed(seed)
-        model = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1),
-            nn.BatchNorm2d(8),
-            nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # no global pooling: outputs must differ between inputs
-            nn.Flatten(),
-            nn.Linear(16 * 4 * 4, 10),
-        )
-        return model.eval()
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # no global pooling: outputs must differ between inputs
+        nn.Flatten(),
+        nn.Linear(16 * 4 * 4, 10),
+    )
+    return model.eval()
 
 
 @pytest.fixture(scope="session")
@@ -56,31 +44,21 @@ def tiny_inputs() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory) -> dict[str, Path]:
+def tiny_onnx(tmp_path_factory, tiny_net) -> dict:
     """The tiny CNN exported twice: batch fixed at 2, and batch dynamic."""
-    pytest.importorskip("torch")
     from deploybench.onnx_tools import export_onnx
 
-    model = TinyNet.build()
     folder = tmp_path_factory.mktemp("onnx")
     paths = {}
     for name, batch in (("static", 2), ("dynamic", None)):
         paths[name] = folder / f"{name}.onnx"
-        export_onnx(model, 16, paths[name], batch=batch, exporter="torchscript", opset=17)
+        export_onnx(tiny_net, 16, paths[name], batch=batch, exporter="torchscript", opset=17)
     return paths
 
 
 @pytest.fixture(scope="session")
-def tiny_reference(tiny_inputs) -> np.ndarray:
+def tiny_reference(tiny_inputs, tiny_net) -> np.ndarray:
     import torch
 
     with torch.inference_mode():
-        return TinyNet.build()(torch.from_numpy(tiny_inputs["evaluation"])).numpy()
-
-
-@pytest.fixture
-def snakemake_bin() -> str:
-    path = shutil.which("snakemake")
-    if path is None:
-        pytest.skip("snakemake is not installed")
-    return path
+        return tiny_net(torch.from_numpy(tiny_inputs["evaluation"])).numpy()

@@ -36,6 +36,16 @@ def test_unknown_architecture_suggests_names(tmp_path):
         fetch_model(ModelSpec(name="m", source="torchvision", architecture="resnet19"), tmp_path)
 
 
+def checkpoint_spec(path) -> ModelSpec:
+    return ModelSpec(
+        name="m",
+        source="checkpoint",
+        architecture="mobilenet_v3_small",
+        checkpoint=str(path),
+        input_size=32,
+    )
+
+
 def test_checkpoint_source_loads_user_weights(tmp_path):
     import torchvision
 
@@ -43,13 +53,7 @@ def test_checkpoint_source_loads_user_weights(tmp_path):
     torch.nn.init.constant_(net.classifier[-1].bias, 0.5)
     path = tmp_path / "ckpt.pt"
     torch.save({"state_dict": net.state_dict()}, path)
-    spec = ModelSpec(
-        name="m",
-        source="checkpoint",
-        architecture="mobilenet_v3_small",
-        checkpoint=str(path),
-        input_size=32,
-    )
+    spec = checkpoint_spec(path)
     facts = fetch_model(spec, tmp_path / "out")
     assert facts["pretrained"] is True
     model, _ = load_model(tmp_path / "out")
@@ -65,13 +69,7 @@ def test_bad_checkpoints_fail_with_the_fix(tmp_path, problem):
         import torchvision
 
         torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    spec = ModelSpec(
-        name="m",
-        source="checkpoint",
-        architecture="mobilenet_v3_small",
-        checkpoint=str(path),
-        input_size=32,
-    )
+    spec = checkpoint_spec(path)
     expected = {
         "missing": "not found",
         "corrupt": "not a loadable",

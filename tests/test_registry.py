@@ -65,17 +65,18 @@ def test_options_are_validated_on_construction():
         get_backend("openvino").make_options({"performance_hint": "FAST"})
 
 
-def test_int8_without_calibration_is_an_error_not_a_fallback(tmp_path):
+def compile_onnxruntime(tmp_path, onnx_bytes: bytes, precision: str):
     backend = get_backend("onnxruntime")
-    source = tmp_path / "m.onnx"
-    source.write_bytes(b"")
+    source = tmp_path / "model.onnx"
+    source.write_bytes(onnx_bytes)
+    return backend().compile(source, tmp_path / "out", precision, None, backend.Options())
+
+
+def test_int8_without_calibration_is_an_error_not_a_fallback(tmp_path):
     with pytest.raises(ConfigError, match="calibration"):
-        backend().compile(source, tmp_path / "out", "int8", None, backend.Options())
+        compile_onnxruntime(tmp_path, b"", "int8")
 
 
 def test_corrupt_onnx_stops_compile_with_the_fix(tmp_path):
-    backend = get_backend("onnxruntime")
-    source = tmp_path / "model.onnx"
-    source.write_bytes(b"\x08\x07garbage")
     with pytest.raises(InputFileError, match="corrupt.*delete it and rerun"):
-        backend().compile(source, tmp_path / "out", "fp32", None, backend.Options())
+        compile_onnxruntime(tmp_path, b"\x08\x07garbage", "fp32")
