@@ -6,10 +6,23 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .errors import DeploybenchError
-from .pipeline import configure_logging
+
+
+def configure_logging(log_path: str | None) -> None:
+    handlers: list[logging.Handler] = [] if log_path else [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
 
 
 def run_job(log_path: str | None, function: Callable[..., Any], **kwargs: Any) -> None:

@@ -1,14 +1,34 @@
-"""Facts about the host that results depend on: CPU, its features, load, frequency."""
+"""Facts about the host that results depend on: CPU, its features, load, frequency, and which
+reduced precisions it executes natively. A leaf module: it imports nothing of ours."""
 
 from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 FP16_FLAGS = ("avx512_fp16", "amx_fp16")
+# CPU flags that mean a precision runs natively, not emulated through fp32.
+NATIVE_CPU_FLAGS = {"bf16": BF16_FLAGS, "fp16": FP16_FLAGS}
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the host that builds the DAG offers: its CPU flags and whether it has a GPU."""
+
+    cpu_flags: frozenset[str]
+    has_gpu: bool
+
+
+def native_precision_support(precision: str, cpu_flags: frozenset[str]) -> tuple[bool, str]:
+    """Whether the CPU runs ``precision`` natively; the one place that reads CPU flags for it."""
+    flags = NATIVE_CPU_FLAGS.get(precision)
+    if flags is None or cpu_flags & set(flags):
+        return True, "supported"
+    return False, f"CPU lacks native {precision} ({' or '.join(flags)})"
 
 
 @lru_cache(maxsize=1)
@@ -31,10 +51,6 @@ def cpu_flags() -> frozenset[str]:
         if line.startswith("flags"):
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
-
-
-def supports_bf16(flags: frozenset[str] | None = None) -> bool:
-    return any(flag in (cpu_flags() if flags is None else flags) for flag in BF16_FLAGS)
 
 
 def available_cores() -> int:
@@ -91,5 +107,5 @@ def describe() -> dict:
         "machine": platform.machine(),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "bf16": supports_bf16(flags),
+        "bf16": native_precision_support("bf16", flags)[0],
     }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ModelSpec
+from .specs import ModelSpec
 from .io import save_npz
 
 # Colour or greyscale photos and scans that skimage.data returns without a download.

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import ModelSpec
+from .specs import ModelSpec
 from .errors import ConfigError, InputFileError
 from .io import atomic_path, read_json, write_json
 
@@ -126,9 +126,7 @@ def load_model(model_dir: str | Path):
 
     model_dir = Path(model_dir)
     facts = read_json(model_dir / FACTS_FILE)
-    spec = ModelSpec(
-        **{k: v for k, v in facts["spec"].items() if k != "name"}, name=facts["spec"]["name"]
-    )
+    spec = ModelSpec(**facts["spec"])
     model = build_model(spec, pretrained=False)
     weights = model_dir / WEIGHTS_FILE
     try:

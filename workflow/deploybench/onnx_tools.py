@@ -15,9 +15,7 @@ import onnx
 
 from .errors import InputFileError
 from .io import atomic_path
-
-INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
+from .specs import INPUT_NAME, OUTPUT_NAME
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:

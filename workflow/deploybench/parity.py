@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from .specs import Tolerance
 
 # Below this the reference carries no signal (random-init nets emit ~1e-9 logits).
 NEAR_ZERO = 1e-6
 # Between-sample spread below this fraction of the magnitude means near-constant outputs.
 MIN_RELATIVE_SPREAD = 1e-3
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Pass criteria for one precision; ``None`` leaves a metric unchecked."""
-
-    max_rel: float | None = None
-    min_cosine: float | None = None
-    min_top1: float | None = None
-    min_top5: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_rel", "min_cosine", "min_top1", "min_top5"):
-            value = getattr(self, name)
-            if value is not None and not (0.0 <= value <= 1.0 if name != "max_rel" else value >= 0):
-                raise ValueError(f"tolerance {name}={value} is out of range")
 
 
 @dataclass(frozen=True)
@@ -43,9 +30,7 @@ class ParityResult:
     reason: str
     degenerate_reference: bool
     outputs: list[OutputParity] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+    output_names: list[str] = field(default_factory=list)
 
 
 def degenerate_reason(reference: np.ndarray) -> str | None:
@@ -97,17 +82,34 @@ def compare_output(reference: np.ndarray, candidate: np.ndarray) -> OutputParity
     )
 
 
-def check(
-    references: list[np.ndarray], candidates: list[np.ndarray], tolerance: Tolerance
-) -> ParityResult:
+def pair_outputs(
+    references: Mapping[str, np.ndarray], candidates: Mapping[str, np.ndarray]
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Reference and candidate outputs side by side: by name, or in order where the names differ
+    (an eager model's outputs have no names of their own)."""
     if len(references) != len(candidates):
         raise ValueError(f"{len(candidates)} outputs, the reference has {len(references)}")
-    outputs = [compare_output(r, c) for r, c in zip(references, candidates, strict=True)]
-    degenerate = [reason for r in references if (reason := degenerate_reason(r))]
+    if set(references) == set(candidates):
+        return [(name, ref, candidates[name]) for name, ref in references.items()]
+    return [
+        (name, ref, cand)
+        for (name, ref), cand in zip(references.items(), candidates.values(), strict=True)
+    ]
+
+
+def check(
+    references: Mapping[str, np.ndarray],
+    candidates: Mapping[str, np.ndarray],
+    tolerance: Tolerance,
+) -> ParityResult:
+    pairs = pair_outputs(references, candidates)
+    outputs = [compare_output(ref, cand) for _, ref, cand in pairs]
+    names = [name for name, _, _ in pairs]
+    degenerate = [reason for _, ref, _ in pairs if (reason := degenerate_reason(ref))]
 
     failures: list[str] = []
-    for index, out in enumerate(outputs):
-        label = f"output {index}: " if len(outputs) > 1 else ""
+    for name, out in zip(names, outputs, strict=True):
+        label = f"{name}: " if len(outputs) > 1 else ""
         if tolerance.max_rel is not None and not out.max_rel <= tolerance.max_rel:
             failures.append(f"{label}max rel error {out.max_rel:.2e} > {tolerance.max_rel:.0e}")
         if tolerance.min_cosine is not None and not out.cosine >= tolerance.min_cosine:
@@ -128,7 +130,7 @@ def check(
             failures.append(f"{label}top-5 agreement {out.top5:.2f} < {tolerance.min_top5}")
 
     if failures:
-        return ParityResult("fail", "; ".join(failures), bool(degenerate), outputs)
+        return ParityResult("fail", "; ".join(failures), bool(degenerate), outputs, names)
     if degenerate:
         return ParityResult(
             "inconclusive",
@@ -136,5 +138,6 @@ def check(
             "(random weights: speed only)",
             True,
             outputs,
+            names,
         )
-    return ParityResult("pass", "within tolerance", False, outputs)
+    return ParityResult("pass", "within tolerance", False, outputs, names)

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import hardware
-from .config import TimingSettings
-from .stats import summarize
+from .specs import TimingSettings
+from .stats import LatencyStats, summarize
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Attempt:
     measure_seconds: float
     foreign_cpu: float | None  # cores kept busy by other processes, on average
     hit_time_limit: bool
-    stats: dict[str, float] = field(default_factory=dict)
+    stats: LatencyStats | None = None
     noise: list[str] = field(default_factory=list)
 
 
@@ -66,17 +66,24 @@ def measure(step: Callable[[], Any], settings: TimingSettings) -> Attempt:
         busy_before, hardware.busy_cpu_seconds(), own_before, time.process_time(), wall
     )
     attempt = Attempt(latencies, warm_count, warm_seconds, wall, foreign, hit_limit)
-    attempt.stats = summarize(latencies).as_dict()
-    if attempt.stats["cv"] > settings.max_cv:
-        attempt.noise.append(f"CV {attempt.stats['cv']:.2f} > {settings.max_cv}")
+    attempt.stats = summarize(latencies)
+    if attempt.stats.cv > settings.max_cv:
+        attempt.noise.append(f"CV {attempt.stats.cv:.2f} > {settings.max_cv}")
     if foreign is not None and foreign > settings.max_foreign_cpu:
         attempt.noise.append(f"other processes used {foreign:.2f} cores")
     return attempt
 
 
+def _steadiness(attempt: Attempt) -> tuple[bool, float]:
+    return bool(attempt.noise), attempt.stats.cv
+
+
 def time_runner(run_batch: Callable[[], Any], settings: TimingSettings) -> dict[str, Any]:
-    """Cold first call, then measured attempts; the steadiest attempt is the result."""
-    load_before = hardware.load_average()
+    """Cold first call, then measured attempts; the steadiest attempt is the result.
+
+    The keys are :class:`~deploybench.records.TimingRecord` fields.
+    """
+    load_before = hardware.load_average()[0]
     mhz_before = hardware.cpu_frequency_mhz()
     t0 = time.perf_counter()
     run_batch()
@@ -87,7 +94,7 @@ def time_runner(run_batch: Callable[[], Any], settings: TimingSettings) -> dict[
         attempts.append(measure(run_batch, settings))
         if not attempts[-1].noise:
             break
-    best = min(attempts, key=lambda a: (bool(a.noise), a.stats["cv"]))
+    best = min(attempts, key=_steadiness)
     return {
         "stats": best.stats,
         "latencies_ms": best.latencies_ms,
@@ -98,7 +105,7 @@ def time_runner(run_batch: Callable[[], Any], settings: TimingSettings) -> dict[
         "foreign_cpu": best.foreign_cpu,
         "hit_time_limit": best.hit_time_limit,
         "load_average_before": load_before,
-        "load_average_after": hardware.load_average(),
+        "load_average_after": hardware.load_average()[0],
         "cpu_mhz_before": mhz_before,
         "cpu_mhz_after": hardware.cpu_frequency_mhz(),
     }

@@ -12,14 +12,10 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from deploybench import hardware
 from deploybench.backends import get_backend
-from deploybench.config import (
-    HostFacts,
-    describe_validation_error,
-    parse_config,
-    plan,
-)
 from deploybench.errors import ConfigError
 from deploybench.gpu import gpu_present
+from deploybench.plan import plan
+from deploybench.settings import describe_validation_error, parse_config
 
 try:
     validate(config, "../../config/schema.yaml")
@@ -27,10 +23,12 @@ except WorkflowError as exc:
     raise ConfigError(describe_validation_error(exc)) from None
 
 SETTINGS = parse_config(config)
-HOST = HostFacts(cpu_flags=hardware.cpu_flags(), has_gpu=gpu_present(SETTINGS.gpu))
+HOST = hardware.HostFacts(
+    cpu_flags=hardware.cpu_flags(), has_gpu=gpu_present(SETTINGS.gpu)
+)
 PLAN = plan(SETTINGS, HOST)
-PLANNED = [row for row in PLAN if row.status == "planned"]
-SKIPPED = [row.as_dict() for row in PLAN if row.status == "skipped"]
+PLANNED = [row for row in PLAN if row.planned]
+SKIPPED = [row.skip_record().to_json() for row in PLAN if not row.planned]
 SHAPES = list(dict.fromkeys(row.shape for row in PLAN))
 # Every backend is timed with the same thread count: the config's, or the cores of this run.
 TIMING_THREADS = SETTINGS.timing.threads or min(
@@ -76,11 +74,14 @@ def backend_version(wildcards):
 
 
 def crosscheck_settings(wildcards):
-    """Vendor-tool cross-check for this timing job, or None (then its params never change)."""
+    """The vendor-tool cross-check for this timing job, or None: a backend without a vendor
+    tool never reruns for a cross-check setting."""
     settings = config["crosscheck"]
     wanted = settings["batch_sizes"]
-    if not settings["enabled"] or (
-        wanted is not None and int(wildcards.batch) not in wanted
+    if (
+        not settings["enabled"]
+        or get_backend(wildcards.backend).vendor_tool is None
+        or (wanted is not None and int(wildcards.batch) not in wanted)
     ):
         return None
     return {"seconds": settings["seconds"]}
@@ -90,7 +91,7 @@ def parity_tolerance(wildcards):
     return canonical(config["parity"]["tolerances"][wildcards.precision])
 
 
-def result_keys(wildcards):
+def config_key(wildcards):
     return {
         "model": wildcards.model,
         "backend": wildcards.backend,

@@ -15,6 +15,6 @@ rule compile_model:
     params:
         options=backend_options,
         version=backend_version,
-        record_keys=result_keys,
+        key=config_key,
     script:
         "../scripts/compile_model.py"

@@ -21,7 +21,7 @@ rule time_inference:
         threads=TIMING_THREADS,
         options=backend_options,
         version=backend_version,
-        record_keys=result_keys,
+        key=config_key,
     script:
         "../scripts/time_inference.py"
 
@@ -42,6 +42,6 @@ rule check_parity:
         threads=TIMING_THREADS,
         options=backend_options,
         version=backend_version,
-        record_keys=result_keys,
+        key=config_key,
     script:
         "../scripts/check_parity.py"

@@ -49,6 +49,6 @@ rule reference_outputs:
     log:
         "logs/reference_outputs/{model}.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/pytorch.yaml"
     script:
         "../scripts/reference_outputs.py"

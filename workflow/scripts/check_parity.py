@@ -1,5 +1,5 @@
 from deploybench.entry import run_job
-from deploybench.pipeline import check_parity
+from deploybench.stages.parity import check_parity
 
 run_job(
     snakemake.log[0],
@@ -7,9 +7,9 @@ run_job(
     artifact_dir=snakemake.input.artifact,
     inputs_npz=snakemake.input.evaluation,
     reference_npz=snakemake.input.reference,
+    key=snakemake.params.key,
     tolerance=snakemake.params.tolerance,
     threads=snakemake.params.threads,
     options=snakemake.params.options,
     out_json=snakemake.output.parity,
-    keys=snakemake.params.record_keys,
 )

@@ -1,5 +1,5 @@
-from deploybench.collect import collect_results
 from deploybench.entry import run_job
+from deploybench.stages.collect import collect_results
 
 run_job(
     snakemake.log[0],

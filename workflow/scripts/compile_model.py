@@ -1,14 +1,12 @@
 from deploybench.entry import run_job
-from deploybench.pipeline import compile_artifact
+from deploybench.stages.compile import compile_model
 
 run_job(
     snakemake.log[0],
-    compile_artifact,
-    backend=snakemake.wildcards.backend,
-    precision=snakemake.wildcards.precision,
+    compile_model,
     source=snakemake.input.source,
     calibration_npz=snakemake.input.calibration or None,
+    key=snakemake.params.key,
     options=snakemake.params.options,
     out_dir=snakemake.output.artifact,
-    keys=snakemake.params.record_keys,
 )

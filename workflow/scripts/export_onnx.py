@@ -1,12 +1,13 @@
 from deploybench.entry import run_job
-from deploybench.pipeline import export_onnx
+from deploybench.stages.onnx import export_onnx
 
 run_job(
     snakemake.log[0],
     export_onnx,
     model_pt=snakemake.input.weights,
     shape=snakemake.wildcards.shape,
-    settings={"exporter": snakemake.params.exporter, "opset": snakemake.params.opset},
+    exporter=snakemake.params.exporter,
+    opset=snakemake.params.opset,
     out_onnx=snakemake.output.onnx,
     out_json=snakemake.output.facts,
 )

@@ -1,7 +1,7 @@
 import os
 
 from deploybench.entry import run_job
-from deploybench.pipeline import fetch_model
+from deploybench.stages.prepare import fetch_model
 
 run_job(
     snakemake.log[0],

@@ -1,5 +1,5 @@
 from deploybench.entry import run_job
-from deploybench.pipeline import prepare_calibration_inputs
+from deploybench.stages.prepare import prepare_calibration_inputs
 
 run_job(
     snakemake.log[0],

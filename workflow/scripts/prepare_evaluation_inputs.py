@@ -1,5 +1,5 @@
 from deploybench.entry import run_job
-from deploybench.pipeline import prepare_evaluation_inputs
+from deploybench.stages.prepare import prepare_evaluation_inputs
 
 run_job(
     snakemake.log[0],

@@ -1,5 +1,5 @@
 from deploybench.entry import run_job
-from deploybench.report import render_report
+from deploybench.stages.report import render_report
 
 run_job(
     snakemake.log[0],

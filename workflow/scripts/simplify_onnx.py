@@ -1,5 +1,5 @@
 from deploybench.entry import run_job
-from deploybench.pipeline import simplify_onnx
+from deploybench.stages.onnx import simplify_onnx
 
 run_job(
     snakemake.log[0],

@@ -1,4 +1,4 @@
-from .base import PRECISIONS, Backend, Runner
-from .registry import backend_names, get_backend
+from .base import Backend, CompileFacts, Runner
+from .registry import backend_names, baseline_backend, get_backend
 
-__all__ = ["PRECISIONS", "Backend", "Runner", "backend_names", "get_backend"]
+__all__ = ["Backend", "CompileFacts", "Runner", "backend_names", "baseline_backend", "get_backend"]

@@ -1,8 +1,11 @@
-"""The one protocol every backend implements.
+"""The one protocol every backend implements (v2).
 
-A backend turns a source model (an ONNX file, or the PyTorch checkpoint for the eager baseline)
-into an artifact folder, and loads that folder into a runner that executes one batch at a time.
-The public methods here do the checks every backend shares; a backend writes only its own part.
+A backend class declares what it is (name, device, precisions, shapes, packages, pip extra,
+vendor tool, whether it is the baseline). An instance is bound once to a precision, a thread
+count and its options; it compiles a source (an ONNX file, or the checkpoint folder for eager
+PyTorch) into an artifact folder and loads that folder into a :class:`Runner`, whose ``run``
+takes one batch and returns every output keyed by name, possibly still on the device. The
+public methods here do the checks every backend shares; a backend writes only its own part.
 """
 
 from __future__ import annotations
@@ -13,15 +16,16 @@ import importlib.metadata
 import importlib.util
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import BackendUnavailable, ConfigError, InputFileError
-
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-ARTIFACT_RECORD = "artifact.json"
+from ..hardware import HostFacts, native_precision_support
+from ..records import ARTIFACT_RECORD, VendorCheck
+from ..specs import PRECISIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,8 +33,18 @@ class NoOptions:
     """For backends that take no options."""
 
 
+@dataclasses.dataclass(frozen=True)
+class CompileFacts:
+    """What a compile produced; becomes the fields of the compile record."""
+
+    seconds: float
+    artifact_bytes: int
+    files: list[str]
+    details: dict[str, Any]
+
+
 @functools.cache
-def _installed_version(distribution: str) -> str | None:
+def installed_version(distribution: str) -> str | None:
     # Asked once per job when Snakemake builds the DAG (the params trigger): ~0.5 ms a lookup.
     try:
         return importlib.metadata.version(distribution)
@@ -39,7 +53,12 @@ def _installed_version(distribution: str) -> str | None:
 
 
 class Runner(ABC):
-    """A loaded model. Use as a context manager; ``run`` takes one batch, returns all outputs."""
+    """A loaded model. Use as a context manager.
+
+    ``run`` executes one batch to completion and returns its outputs keyed by name; a device
+    backend may leave them on the device (the timing harness then measures device work only).
+    ``to_host`` copies outputs to numpy; the harness asks for it only where it needs host data.
+    """
 
     #: What the backend reports it really executes (e.g. OpenVINO's chosen precision, streams).
     execution_info: dict[str, Any]
@@ -54,45 +73,93 @@ class Runner(ABC):
         self.close()
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release what ``load`` acquired."""
+        """Release what loading acquired."""
 
     @abstractmethod
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Run one batch to completion and return every output as a numpy array."""
+    def run(self, batch: np.ndarray) -> Mapping[str, Any]:
+        """Run one batch to completion; every output keyed by its name."""
+
+    def to_host(self, outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Host (numpy) copies of ``outputs``; device backends override this."""
+        return {name: np.asarray(value) for name, value in outputs.items()}
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """``run`` and copy the outputs to the host: what parity compares."""
+        return self.to_host(self.run(batch))
 
 
 class Backend(ABC):
     name: ClassVar[str]
+    #: "cpu" or "cuda": where the runner executes.
     device: ClassVar[str] = "cpu"
     #: What ``compile`` consumes: "onnx" (the simplified ONNX) or "torch" (the checkpoint folder).
     source: ClassVar[str] = "onnx"
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     #: "static" (batch fixed in the graph) and/or "dynamic" (batch axis free).
     shapes: ClassVar[tuple[str, ...]] = ("static", "dynamic")
-    #: Import names that must be installed, and the distribution whose version is recorded.
+    #: Import names that must be installed for the backend to work at all.
     packages: ClassVar[tuple[str, ...]] = ()
-    distribution: ClassVar[str | None] = None
+    #: More import names a precision needs (e.g. NNCF for OpenVINO int8).
+    precision_packages: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: Distributions whose versions the records and the report show; the first is the backend's.
+    distributions: ClassVar[tuple[str, ...]] = ()
+    #: The pip extra that installs it: ``pip install 'deploybench[<extra>]'``.
+    extra: ClassVar[str] = ""
     #: Precisions whose compile step needs calibration data.
     needs_calibration: ClassVar[tuple[str, ...]] = ()
+    #: Precisions the device must execute natively (no silent emulation in fp32 or bf16).
+    native_precisions: ClassVar[tuple[str, ...]] = ()
+    #: The reference every speedup on this device is measured against (its fp32).
+    baseline: ClassVar[bool] = False
+    #: The vendor's own benchmark tool that :meth:`vendor_benchmark` runs, if any.
+    vendor_tool: ClassVar[str | None] = None
     Options: ClassVar[type] = NoOptions
+
+    def __init__(self, precision: str, threads: int, options: Any = None) -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}: choose from {PRECISIONS}")
+        if precision not in self.precisions:
+            raise ConfigError(f"{self.name} does not offer {precision}")
+        if threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {threads}")
+        self.precision = precision
+        self.threads = threads
+        self.options = options if isinstance(options, self.Options) else self.make_options(options)
 
     # ---- declared facts, answered without importing the backend's package ----
     @classmethod
+    def install_hint(cls) -> str:
+        return f"pip install 'deploybench[{cls.extra or cls.name}]'"
+
+    @classmethod
+    def _missing_package(cls, packages: tuple[str, ...]) -> str | None:
+        return next((p for p in packages if importlib.util.find_spec(p) is None), None)
+
+    @classmethod
     def availability(cls) -> tuple[bool, str]:
-        for package in cls.packages:
-            if importlib.util.find_spec(package) is None:
-                return False, f"{cls.distribution or package} not installed"
+        absent = cls._missing_package(cls.packages)
+        if absent is not None:
+            return False, f"{absent} not installed ({cls.install_hint()})"
         return True, "available"
 
     @classmethod
     def version(cls) -> str | None:
-        return None if cls.distribution is None else _installed_version(cls.distribution)
+        return installed_version(cls.distributions[0]) if cls.distributions else None
 
     @classmethod
-    def precision_support(cls, precision: str, cpu_flags: frozenset[str]) -> tuple[bool, str]:
+    def versions(cls) -> dict[str, str | None]:
+        return {name: installed_version(name) for name in cls.distributions}
+
+    @classmethod
+    def precision_support(cls, precision: str, host: HostFacts) -> tuple[bool, str]:
         """Whether ``precision`` can run on this host; the reason says why not."""
         if precision not in cls.precisions:
             return False, f"{cls.name} does not offer {precision}"
+        absent = cls._missing_package(cls.precision_packages.get(precision, ()))
+        if absent is not None:
+            return False, f"{absent} not installed ({cls.name} {precision} needs it)"
+        if precision in cls.native_precisions and cls.device == "cpu":
+            return native_precision_support(precision, host.cpu_flags)
         return True, "supported"
 
     @classmethod
@@ -113,23 +180,19 @@ class Backend(ABC):
     def require_available(self) -> None:
         ok, reason = self.availability()
         if not ok:
-            raise BackendUnavailable(f"{self.name}: {reason}: pip install deploybench[{self.name}]")
+            raise BackendUnavailable(f"{self.name}: {reason}")
 
     def compile(
-        self,
-        source: Path,
-        out_dir: Path,
-        precision: str,
-        calibration: np.ndarray | None,
-        options: Any,
-    ) -> dict[str, Any]:
-        """Build the artifact in ``out_dir``; return facts about it (files, sizes, details)."""
+        self, source: Path, out_dir: Path, calibration: np.ndarray | None = None
+    ) -> CompileFacts:
+        """Build the artifact in ``out_dir``."""
         self.require_available()
-        if precision not in self.precisions:
-            raise ConfigError(f"{self.name} does not offer {precision}")
-        if precision in self.needs_calibration and (calibration is None or len(calibration) == 0):
+        if self.precision in self.needs_calibration and (
+            calibration is None or len(calibration) == 0
+        ):
             raise ConfigError(
-                f"{self.name} {precision} needs calibration data: set inputs.calibration_size > 0"
+                f"{self.name} {self.precision} needs calibration data: "
+                "set inputs.calibration_size > 0"
             )
         source = Path(source)
         if not source.exists():
@@ -141,46 +204,33 @@ class Backend(ABC):
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        details = self._compile(source, out_dir, precision, calibration, options) or {}
+        details = self._compile(source, out_dir, calibration) or {}
         seconds = time.perf_counter() - start
         files = sorted(p for p in out_dir.rglob("*") if p.is_file() and p.name != ARTIFACT_RECORD)
-        return {
-            "compile_seconds": seconds,
-            "artifact_bytes": sum(p.stat().st_size for p in files),
-            "files": [str(p.relative_to(out_dir)) for p in files],
-            "details": details,
-        }
+        return CompileFacts(
+            seconds=seconds,
+            artifact_bytes=sum(p.stat().st_size for p in files),
+            files=[str(p.relative_to(out_dir)) for p in files],
+            details=details,
+        )
 
-    def load(self, artifact_dir: Path, precision: str, threads: int, options: Any) -> Runner:
+    def load(self, artifact_dir: Path) -> Runner:
         self.require_available()
-        if threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {threads}")
-        return self._load(Path(artifact_dir), precision, threads, options)
+        return self._load(Path(artifact_dir))
 
     def vendor_benchmark(
-        self,
-        artifact_dir: Path,
-        precision: str,
-        threads: int,
-        batch_shape: tuple[int, ...],
-        seconds: float,
-        options: Any,
-    ) -> dict[str, Any] | None:
-        """Time the artifact with the vendor's own tool, same settings; None if there is none."""
+        self, artifact_dir: Path, batch_shape: tuple[int, ...], seconds: float
+    ) -> VendorCheck | None:
+        """Time the artifact with :attr:`vendor_tool` under the same settings; None if none."""
         return None
 
     @abstractmethod
     def _compile(
-        self,
-        source: Path,
-        out_dir: Path,
-        precision: str,
-        calibration: np.ndarray | None,
-        options: Any,
+        self, source: Path, out_dir: Path, calibration: np.ndarray | None
     ) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def _load(self, artifact_dir: Path, precision: str, threads: int, options: Any) -> Runner: ...
+    def _load(self, artifact_dir: Path) -> Runner: ...
 
 
 def calibration_batches(calibration: np.ndarray, batch: int | None) -> list[np.ndarray]:

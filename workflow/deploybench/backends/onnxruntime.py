@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -41,7 +40,9 @@ class OnnxRuntimeOptions:
 
 
 class OnnxRuntimeRunner(Runner):
-    def __init__(self, model_path: Path, threads: int, options: OnnxRuntimeOptions) -> None:
+    def __init__(
+        self, model_path: Path, precision: str, threads: int, options: OnnxRuntimeOptions
+    ) -> None:
         super().__init__()
         import onnxruntime as ort
 
@@ -59,14 +60,19 @@ class OnnxRuntimeRunner(Runner):
             str(model_path), session_options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
+        self._outputs = [output.name for output in self._session.get_outputs()]
+        applied = self._session.get_session_options()  # what the session holds, not our request
         self.execution_info = {
             "providers": self._session.get_providers(),
-            "threads": threads,
+            "threads": applied.intra_op_num_threads,
+            "inter_op_threads": applied.inter_op_num_threads,
             "graph_optimization": options.graph_optimization,
+            # ORT offers no read-back of kernel precisions: this says what the graph holds.
+            "execution_precision": "fp32" if precision == "fp32" else "QDQ int8 graph",
         }
 
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self._session.run(None, {self._input: batch})
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self._outputs, self._session.run(None, {self._input: batch}), strict=True))
 
     def close(self) -> None:
         self._session = None
@@ -76,13 +82,15 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     precisions = ("fp32", "int8")
     packages = ("onnxruntime",)
-    distribution = "onnxruntime"
+    distributions = ("onnxruntime",)
+    extra = "onnxruntime"
     needs_calibration = ("int8",)
     Options = OnnxRuntimeOptions
 
-    def _compile(self, source: Path, out_dir: Path, precision: str, calibration, options) -> dict:
+    def _compile(self, source: Path, out_dir: Path, calibration) -> dict:
+        options = self.options
         target = out_dir / "model.onnx"
-        if precision == "fp32":
+        if self.precision == "fp32":
             shutil.copyfile(source, target)
             return {"quantization": None}
         from onnxruntime.quantization import (
@@ -138,5 +146,7 @@ class OnnxRuntimeBackend(Backend):
             "quantize_nodes": ops.count("QuantizeLinear"),
         }
 
-    def _load(self, artifact_dir: Path, precision: str, threads: int, options: Any) -> Runner:
-        return OnnxRuntimeRunner(artifact_dir / "model.onnx", threads, options)
+    def _load(self, artifact_dir: Path) -> Runner:
+        return OnnxRuntimeRunner(
+            artifact_dir / "model.onnx", self.precision, self.threads, self.options
+        )

@@ -8,7 +8,6 @@ runner reads back what the compiled model really executes.
 from __future__ import annotations
 
 import collections
-import importlib.util
 import json
 import re
 import shutil
@@ -21,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..hardware import BF16_FLAGS
 from ..onnx_tools import input_batch
+from ..records import VendorCheck
 from .base import Backend, Runner, calibration_batches
 
 IR_FILE = "model.xml"
@@ -107,6 +106,7 @@ class OpenVinoRunner(Runner):
         )
         # One infer request reused for every batch, as benchmark_app does.
         self._request = self._compiled.create_infer_request()
+        self._output_names = [output.get_any_name() for output in self._compiled.outputs]
         layers = executed_precisions(self._compiled)
         self.execution_info = {
             "inference_precision_hint": str(
@@ -119,10 +119,13 @@ class OpenVinoRunner(Runner):
             "performance_hint": str(self._compiled.get_property("PERFORMANCE_HINT")),
         }
 
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         # Shared outputs are the request's own buffers, overwritten by the next call: copy once.
         results = self._request.infer({0: batch}, share_inputs=True, share_outputs=True)
-        return [np.array(output, copy=True) for output in results.to_tuple()]
+        return {
+            name: np.array(output, copy=True)
+            for name, output in zip(self._output_names, results.to_tuple(), strict=True)
+        }
 
     def close(self) -> None:
         self._request = None
@@ -133,21 +136,19 @@ class OpenVinoBackend(Backend):
     name = "openvino"
     precisions = ("fp32", "bf16", "fp16", "int8")
     packages = ("openvino",)
-    distribution = "openvino"
+    precision_packages = {"int8": ("nncf",)}
+    distributions = ("openvino", "nncf")
+    extra = "openvino"
     needs_calibration = ("int8",)
+    # Without native fp16 the CPU plugin runs an f16 hint in bf16 (seen on Zen4): not fp16 work.
+    native_precisions = ("bf16", "fp16")
+    vendor_tool = "benchmark_app"
     Options = OpenVinoOptions
 
-    @classmethod
-    def precision_support(cls, precision: str, cpu_flags: frozenset[str]) -> tuple[bool, str]:
-        ok, reason = super().precision_support(precision, cpu_flags)
-        if ok and precision == "bf16" and not cpu_flags & set(BF16_FLAGS):
-            return False, f"CPU lacks native bf16 ({' or '.join(BF16_FLAGS)})"
-        if ok and precision == "int8" and importlib.util.find_spec("nncf") is None:
-            return False, "nncf not installed (OpenVINO int8 needs it)"
-        return ok, reason
-
-    def _compile(self, source: Path, out_dir: Path, precision: str, calibration, options) -> dict:
+    def _compile(self, source: Path, out_dir: Path, calibration) -> dict:
         import openvino as ov
+
+        precision, options = self.precision, self.options
 
         model = ov.convert_model(str(source))
         details: dict[str, Any] = {"weights": "fp16" if precision == "fp16" else "fp32"}
@@ -173,14 +174,17 @@ class OpenVinoBackend(Backend):
         return details
 
     def vendor_benchmark(
-        self, artifact_dir, precision, threads, batch_shape, seconds, options
-    ) -> dict[str, Any]:
+        self, artifact_dir: Path, batch_shape: tuple[int, ...], seconds: float
+    ) -> VendorCheck:
         """benchmark_app on the same IR with exactly our compile config (via -load_config)."""
         ir = Path(artifact_dir) / IR_FILE
         shape = "[" + ",".join(str(d) for d in batch_shape) + "]"
         with tempfile.TemporaryDirectory() as folder:
             config_path = Path(folder) / "config.json"
-            config = {k: str(v) for k, v in compile_config(precision, threads, options).items()}
+            config = {
+                k: str(v)
+                for k, v in compile_config(self.precision, self.threads, self.options).items()
+            }
             config_path.write_text(json.dumps({"CPU": config}))
             tool = benchmark_app_command()
             command = [
@@ -209,8 +213,8 @@ class OpenVinoBackend(Backend):
                 f"benchmark_app exited {result.returncode}: {(errors or [output[-300:]])[-1]}"
             )
         parsed = parse_benchmark_app(output)
-        command_shown = ["benchmark_app", *command[len(tool) :]]
-        return {"tool": "benchmark_app", "command": " ".join(command_shown), **parsed}
+        command_shown = [self.vendor_tool, *command[len(tool) :]]
+        return VendorCheck(tool=self.vendor_tool, command=" ".join(command_shown), **parsed)
 
-    def _load(self, artifact_dir: Path, precision: str, threads: int, options: Any) -> Runner:
-        return OpenVinoRunner(artifact_dir / IR_FILE, precision, threads, options)
+    def _load(self, artifact_dir: Path) -> Runner:
+        return OpenVinoRunner(artifact_dir / IR_FILE, self.precision, self.threads, self.options)

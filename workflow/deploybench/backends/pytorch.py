@@ -1,4 +1,4 @@
-"""PyTorch eager: the baseline every speedup is measured against, and the parity reference."""
+"""PyTorch eager: the baseline every CPU speedup is measured against, and the parity reference."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import functools
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..hardware import BF16_FLAGS
+from ..specs import output_names
 from .base import Backend, Runner
 
 
@@ -42,30 +41,28 @@ class PyTorchRunner(Runner):
             "execution_precision": "bf16 (autocast)" if autocast else "fp32",
         }
 
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
         with torch.inference_mode(), self._precision_context():
             output = self._model(torch.from_numpy(batch))
         outputs = output if isinstance(output, (tuple, list)) else (output,)
-        return [o.float().numpy() for o in outputs]
+        return dict(
+            zip(output_names(len(outputs)), (o.float().numpy() for o in outputs), strict=True)
+        )
 
 
 class PyTorchBackend(Backend):
     name = "pytorch"
     source = "torch"
     precisions = ("fp32", "bf16")
+    native_precisions = ("bf16",)
     shapes = ("dynamic",)  # eager runs any batch; a static graph does not apply
-    packages = ("torch",)
-    distribution = "torch"
+    packages = ("torch", "torchvision")
+    distributions = ("torch", "torchvision")
+    extra = "pytorch"
+    baseline = True
 
-    @classmethod
-    def precision_support(cls, precision: str, cpu_flags: frozenset[str]) -> tuple[bool, str]:
-        ok, reason = super().precision_support(precision, cpu_flags)
-        if ok and precision == "bf16" and not cpu_flags & set(BF16_FLAGS):
-            return False, f"CPU lacks native bf16 ({' or '.join(BF16_FLAGS)})"
-        return ok, reason
-
-    def _compile(self, source: Path, out_dir: Path, precision: str, calibration, options) -> dict:
+    def _compile(self, source: Path, out_dir: Path, calibration) -> dict:
         # Eager needs no build: the artifact is the checkpoint itself (hard-linked, not copied).
         from ..models import FACTS_FILE, WEIGHTS_FILE
 
@@ -74,8 +71,8 @@ class PyTorchBackend(Backend):
             _link_or_copy(folder / name, out_dir / name)
         return {"mode": "eager"}
 
-    def _load(self, artifact_dir: Path, precision: str, threads: int, options: Any) -> Runner:
+    def _load(self, artifact_dir: Path) -> Runner:
         from ..models import load_model
 
         model, _ = load_model(artifact_dir)
-        return PyTorchRunner(model, precision, threads)
+        return PyTorchRunner(model, self.precision, self.threads)

@@ -3,41 +3,53 @@
 from __future__ import annotations
 
 import base64
-import importlib.metadata
 import io
-import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import hardware
-from .io import atomic_path, read_json
+from .. import hardware
+from ..backends import get_backend
+from ..backends.base import installed_version
+from ..io import atomic_path, read_json
+from ..records import missing, summary_columns
 
-PACKAGES = (
-    "torch",
-    "torchvision",
-    "onnx",
-    "onnxscript",
-    "onnxsim",
-    "onnxslim",
-    "onnxruntime",
-    "openvino",
-    "nncf",
-    "numpy",
-    "snakemake",
-)
+# The workflow's own stack; each backend's packages come from its class.
+WORKFLOW_DISTRIBUTIONS = ("onnx", "onnxscript", "onnxsim", "onnxslim", "numpy", "snakemake")
 ACCEPTABLE_PARITY = ("pass",)
 CROSSCHECK_TOLERANCE = 0.15
 DRIFT_TOLERANCE = 0.10
-# Columns the template reads; a run where no row produced one still renders.
-TABLE_COLUMNS = (
-    "reason", "median_ms", "median_ci_low_ms", "median_ci_high_ms", "p90_ms", "p99_ms", "cv", "n",
-    "cold_ms", "throughput_per_s", "speedup", "speedup_ci_low", "speedup_ci_high", "parity",
-    "parity_reason", "execution_precision", "compile_seconds", "artifact_bytes", "noisy", "noise",
-    "max_abs_error", "max_rel_error", "cosine", "top1_agreement", "top5_agreement",
-    "parity_images", "vendor_tool", "vendor_median_ms", "vendor_ratio", "vendor_drift",
-    "vendor_error", "foreign_cpu", "load_average_before", "cpu_mhz_before", "cpu_mhz_after",
-)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the per-model table: its header, the summary columns it shows (two make a
+    range), and the significant digits."""
+
+    header: str
+    keys: tuple[str, ...]
+    digits: int = 3
+
+
+# Shown for every row; the rest only for configurations that ran (else their reason).
+IDENTITY_COLUMNS = ("backend", "precision", "shape", "batch", "status")
+RESULT_COLUMNS = (
+    Column("median ms", ("median_ms",)),
+    Column("95% CI", ("median_ci_low_ms", "median_ci_high_ms")),
+    Column("p90", ("p90_ms",)),
+    Column("p99", ("p99_ms",)),
+    Column("CV", ("cv",), 2),
+    Column("n", ("n",)),
+    Column("cold ms", ("cold_ms",)),
+    Column("img/s", ("throughput_per_s",)),
+    Column("speedup", ("speedup",)),
+    Column("parity", ("parity_verdict",)),
+    Column("executes as", ("execution_precision",)),
+    Column("compile s", ("compile_seconds",)),
+    Column("artifact MB", ("artifact_mb",)),
+    Column("note", ("note",)),
+)
 
 
 def crosscheck_note(ratio: float | None, drift: float | None) -> str:
@@ -58,22 +70,41 @@ def crosscheck_note(ratio: float | None, drift: float | None) -> str:
 
 
 def crosscheck_rows(summary) -> list[dict[str, Any]]:
-    rows = summary[summary.vendor_tool.notna() | summary.vendor_error.notna()]
+    rows = summary[summary.vendor_tool.notna()]
     result = []
     for row in rows.to_dict("records"):
         row["explanation"] = crosscheck_note(row.get("vendor_ratio"), row.get("vendor_drift"))
+        row["ours_after_ms"] = row.get("vendor_ours_after_ms")
         result.append(row)
     return result
 
 
-def _versions() -> dict[str, str]:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+def versions(backends: list[str]) -> dict[str, str]:
+    """Versions of the workflow's stack and of every package the run's backends declare."""
+    names = list(WORKFLOW_DISTRIBUTIONS)
+    for backend in backends:
+        names += get_backend(backend).distributions
+    return {name: installed_version(name) or "not installed" for name in dict.fromkeys(names)}
+
+
+def _row_notes(frame) -> list[str]:
+    notes = []
+    for row in frame.to_dict("records"):
+        parts = []
+        if not missing(row.get("noisy")) and bool(row["noisy"]):
+            parts.append(f"noisy: {row['noise']}")
+        if not missing(row.get("vendor_median_ms")):
+            parts.append(f"{row['vendor_tool']}: {_fmt(row['vendor_median_ms'])} ms")
+        notes.append("; ".join(parts))
+    return notes
+
+
+def table_rows(rows) -> list[dict[str, Any]]:
+    """The rows of the per-model table, with the display-only columns it shows."""
+    rows = rows.copy()
+    rows["artifact_mb"] = rows.compile_artifact_bytes / 1e6
+    rows["note"] = _row_notes(rows) if len(rows) else []
+    return rows.to_dict("records")
 
 
 def _figure_to_data_uri(figure) -> str:
@@ -83,6 +114,16 @@ def _figure_to_data_uri(figure) -> str:
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _vendor_tools(summary) -> dict[str, str]:
+    """Backend → its vendor tool, for the backends of this run that declare one."""
+    tools = {}
+    for backend in summary.backend.drop_duplicates():
+        tool = get_backend(backend).vendor_tool
+        if tool:
+            tools[backend] = tool
+    return tools
 
 
 def config_labels(frame):
@@ -95,10 +136,10 @@ def recommend(model_rows, pretrained: bool) -> list[dict[str, Any]]:
     picks = []
     ok = model_rows[model_rows.status == "ok"]
     for batch, group in ok.groupby("batch"):
-        passing = group[group.parity.isin(ACCEPTABLE_PARITY)]
+        passing = group[group.parity_verdict.isin(ACCEPTABLE_PARITY)]
         note = ""
         if passing.empty and not pretrained:
-            passing = group[group.parity == "inconclusive"]
+            passing = group[group.parity_verdict == "inconclusive"]
             note = "parity could not be judged (random weights): numerical error within tolerance"
         if passing.empty:
             picks.append(
@@ -129,7 +170,7 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
     if ok.empty:
         return figures
     # a fast configuration whose outputs fail parity must not read as a win
-    failing = ok["parity"].eq("fail").map({True: "  ✗ fails parity", False: ""})
+    failing = ok["parity_verdict"].eq("fail").map({True: "  ✗ fails parity", False: ""})
     ok["config"] = config_labels(ok) + failing
     ok["batch"] = ok["batch"].astype(int)
 
@@ -148,7 +189,7 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
         )
         ax.axvline(1.0, color="black", lw=1, ls="--")
         ax.set(
-            xlabel="speedup over PyTorch eager fp32 (median latency ratio)",
+            xlabel="speedup over the baseline (median latency ratio)",
             ylabel="",
             title=f"{model}: speedup",
         )
@@ -209,16 +250,12 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
 
 def _range(low_column, high_column) -> tuple[float, float] | None:
     low, high = low_column.min(), high_column.max()
-    return None if _missing(low) or _missing(high) else (low, high)
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return None if missing(low) or missing(high) else (low, high)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
     """Numbers as a reader wants them: significant digits, no exponent between 1e-4 and 1e6."""
-    if _missing(value):
+    if missing(value):
         return ""
     if isinstance(value, float):
         if value != 0 and (abs(value) < 1e-4 or abs(value) >= 1e6):
@@ -241,11 +278,8 @@ def render_report(
     import jinja2
     import pandas as pd
 
-    summary = pd.read_csv(summary_csv)
+    summary = pd.read_csv(summary_csv).reindex(columns=summary_columns())
     latencies = pd.read_csv(latencies_csv)
-    for column in TABLE_COLUMNS:
-        if column not in summary:
-            summary[column] = None
 
     model_facts = {}
     for path in model_fact_paths:
@@ -277,7 +311,7 @@ def render_report(
                 "pretrained": pretrained,
                 "recommendations": recommend(rows, pretrained),
                 # skips are listed once, grouped, under "Failures and skips"
-                "rows": rows[rows.status != "skipped"].to_dict("records"),
+                "rows": table_rows(rows[rows.status != "skipped"]),
                 "figures": _plots(model, rows, latencies),
             }
         )
@@ -289,7 +323,7 @@ def render_report(
         .agg(lambda shapes: ", ".join(dict.fromkeys(shapes)))
         .reset_index()
     )
-    parity_rows = summary[summary.parity.notna()].drop_duplicates(
+    parity_rows = summary[summary.parity_status.notna()].drop_duplicates(
         ["model", "backend", "precision", "shape"]
     )
     env = jinja2.Environment(
@@ -298,23 +332,28 @@ def render_report(
         undefined=jinja2.StrictUndefined,
     )
     env.filters["fmt"] = _fmt
+    env.tests["missing"] = missing
     html = env.get_template("report.html.j2").render(
         generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         models=models,
         crosschecks=crosscheck_rows(summary),
         crosscheck_tolerance=CROSSCHECK_TOLERANCE,
+        vendor_tools=_vendor_tools(summary),
+        identity_columns=IDENTITY_COLUMNS,
+        result_columns=RESULT_COLUMNS,
+        baselines=sorted(summary.baseline.dropna().unique()),
         parity_rows=parity_rows.to_dict("records"),
         problems=problems.to_dict("records"),
         onnx_facts=onnx_facts,
         host=hardware.describe(),
-        versions=_versions(),
+        versions=versions(list(summary.backend.drop_duplicates())),
         threads=threads,
         timing=timing,
         noisy_count=int(timed.noisy.fillna(False).astype(bool).sum()),
         timed_count=len(timed),
         max_foreign_cpu=timed.foreign_cpu.max(),
         mhz_range=_range(timed.cpu_mhz_before, timed.cpu_mhz_after),
-        load_range=_range(timed.load_average_before, timed.load_average_before),
+        load_range=_range(timed.load_average_before, timed.load_average_after),
     )
     with atomic_path(out_html) as tmp:
         tmp.write_text(html)

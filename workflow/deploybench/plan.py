@@ -1,0 +1,78 @@
+"""The plan: every model × backend × precision × shape × batch, planned or skipped with a reason.
+
+Decided once, when the DAG is built, from the settings, the backends' declared capabilities and
+availability, and the facts of the host that builds the DAG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .backends.registry import get_backend
+from .hardware import HostFacts
+from .records import SkipRecord
+from .settings import Settings
+from .specs import ConfigKey, batches_for, shape_kind, shape_names
+
+
+@dataclass(frozen=True)
+class Combination:
+    model: str
+    backend: str
+    precision: str
+    shape: str  # "dynamic" or "static_b<N>"
+    batch: int
+    planned: bool
+    reason: str = ""
+
+    @property
+    def key(self) -> ConfigKey:
+        return ConfigKey(self.model, self.backend, self.precision, self.shape)
+
+    def skip_record(self) -> SkipRecord:
+        return SkipRecord.skipped(self.key, self.reason, batch=self.batch)
+
+
+def _why_not(backend_name: str, precision: str, usable: list[str], host: HostFacts) -> str:
+    """Why this backend × precision cannot run here; empty when it can."""
+    backend = get_backend(backend_name)
+    available, why_not = backend.availability()
+    if not available:
+        return why_not
+    if backend.device == "cuda" and not host.has_gpu:
+        return "no CUDA device on the host that built the DAG"
+    supported, why_unsupported = backend.precision_support(precision, host)
+    if not supported:
+        return why_unsupported
+    if not usable:
+        return f"{backend_name} runs only {'/'.join(backend.shapes)} shapes"
+    return ""
+
+
+def plan(settings: Settings, host: HostFacts) -> list[Combination]:
+    rows: list[Combination] = []
+    shapes = shape_names(settings.shapes, settings.batch_sizes)
+    for backend_name in settings.backends:
+        backend = get_backend(backend_name)
+        if backend.source == "onnx":
+            usable = [s for s in shapes if shape_kind(s) in backend.shapes]
+        else:
+            # `shapes` describes ONNX graphs; an eager model takes any batch, always.
+            usable = ["dynamic"]
+        for precision in settings.precisions:
+            reason = _why_not(backend_name, precision, usable, host)
+            for model in settings.models:
+                # A backend that fits none of the configured shapes still shows up, as skipped.
+                for shape in usable or shapes:
+                    for batch in batches_for(shape, settings.batch_sizes):
+                        rows.append(
+                            Combination(
+                                model, backend_name, precision, shape, batch, not reason, reason
+                            )
+                        )
+    return rows
+
+
+def as_dicts(rows: list[Combination]) -> list[dict]:
+    return [dataclasses.asdict(row) for row in rows]

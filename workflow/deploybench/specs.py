@@ -1,0 +1,150 @@
+"""The typed vocabulary every layer shares: model specs, timing policy, tolerances, the key of a
+configuration and the names of graph shapes.
+
+A leaf module: it imports nothing of ours but the errors. Defaults live in
+``config/schema.yaml`` only; these classes are built from a config Snakemake already validated
+and defaulted (or from a record that was).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# The ONNX graph's input and first output, as the exporter names them and every runner keys them.
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# EfficientNet-Lite was trained on (x - 127) / 128 with x in 0..255.
+TF_MEAN = (127.0 / 255.0,) * 3
+TF_STD = (128.0 / 255.0,) * 3
+
+
+def output_names(count: int) -> list[str]:
+    """Names for a model's outputs, in order, as the ONNX export gives them."""
+    return [OUTPUT_NAME, *(f"output_{i}" for i in range(1, count))]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: str
+    architecture: str | None
+    weights: str
+    checkpoint: str | None
+    seed: int
+    input_size: int
+    resize: int | None
+    mean: tuple[float, float, float] | None
+    std: tuple[float, float, float] | None
+
+    def __post_init__(self) -> None:
+        where = f"models.{self.name}"
+        if self.source in ("torchvision", "checkpoint") and not self.architecture:
+            raise ConfigError(f"{where}: source {self.source} needs 'architecture' (e.g. resnet18)")
+        if self.source == "checkpoint" and not self.checkpoint:
+            raise ConfigError(f"{where}: source checkpoint needs 'checkpoint: path/to/weights.pt'")
+        if self.source != "checkpoint" and self.checkpoint:
+            raise ConfigError(f"{where}: 'checkpoint' is only read with source: checkpoint")
+        if self.source == "efficientnet_lite0" and self.architecture:
+            raise ConfigError(f"{where}: source efficientnet_lite0 takes no 'architecture'")
+        if self.resize is not None and self.resize < self.input_size:
+            raise ConfigError(f"{where}: resize {self.resize} is smaller than input_size")
+        # Not schema defaults: they follow from the source (EfficientNet-Lite is TF-normalised).
+        tf_style = self.source == "efficientnet_lite0"
+        mean = self.mean if self.mean is not None else (TF_MEAN if tf_style else IMAGENET_MEAN)
+        std = self.std if self.std is not None else (TF_STD if tf_style else IMAGENET_STD)
+        object.__setattr__(self, "mean", tuple(mean))
+        object.__setattr__(self, "std", tuple(std))
+        if self.resize is None:
+            object.__setattr__(self, "resize", round(self.input_size * 8 / 7))
+
+    @classmethod
+    def from_config(cls, name: str, raw: dict[str, Any]) -> ModelSpec:
+        known = {f.name for f in dataclasses.fields(cls)} - {"name"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"models.{name}: unknown key(s) {', '.join(unknown)}")
+        values = {key: raw.get(key) for key in known}
+        return cls(name=name, **values)
+
+    @property
+    def pretrained(self) -> bool:
+        return self.source in ("efficientnet_lite0", "checkpoint") or self.weights == "DEFAULT"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    threads: int | None
+    warmup_iterations: int
+    warmup_seconds: float
+    min_iterations: int
+    min_seconds: float
+    max_seconds: float
+    max_cv: float
+    max_foreign_cpu: float
+    retries_if_noisy: int
+
+    def __post_init__(self) -> None:
+        if self.max_seconds < self.min_seconds:
+            raise ConfigError("timing.max_seconds must be >= timing.min_seconds")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass criteria for one precision; ``None`` leaves a metric unchecked."""
+
+    max_rel: float | None = None
+    min_cosine: float | None = None
+    min_top1: float | None = None
+    min_top5: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_rel", "min_cosine", "min_top1", "min_top5"):
+            value = getattr(self, name)
+            if value is not None and not (0.0 <= value <= 1.0 if name != "max_rel" else value >= 0):
+                raise ConfigError(f"tolerance {name}={value} is out of range")
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """Which configuration a job works on: model × backend × precision × graph shape."""
+
+    model: str
+    backend: str
+    precision: str
+    shape: str  # "dynamic" or "static_b<N>"
+
+    def as_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+def shape_names(shapes: tuple[str, ...], batch_sizes: tuple[int, ...]) -> list[str]:
+    names = []
+    if "static" in shapes:
+        names += [f"static_b{b}" for b in batch_sizes]
+    if "dynamic" in shapes:
+        names.append("dynamic")
+    return names
+
+
+def shape_kind(shape: str) -> str:
+    return "dynamic" if shape == "dynamic" else "static"
+
+
+def static_batch(shape: str) -> int | None:
+    return None if shape == "dynamic" else int(shape.removeprefix("static_b"))
+
+
+def batches_for(shape: str, batch_sizes: tuple[int, ...]) -> list[int]:
+    fixed = static_batch(shape)
+    return list(batch_sizes) if fixed is None else [fixed]

@@ -1,0 +1,63 @@
+"""Run every evaluation image through one configuration and judge it against PyTorch fp32."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+from ..backends import Backend
+from ..io import load_npz
+from ..parity import check
+from ..records import ParityRecord
+from ..specs import ConfigKey, Tolerance, static_batch
+from .common import bind_backend, compile_failure, record_or_failure
+from .inference import run_all
+
+log = logging.getLogger("deploybench")
+
+
+def check_parity(
+    artifact_dir: str,
+    inputs_npz: str,
+    reference_npz: str,
+    key: dict,
+    tolerance: dict,
+    threads: int,
+    options: dict,
+    out_json: str,
+) -> None:
+    config = ConfigKey(**key)
+    failure = compile_failure(artifact_dir)
+    if failure:
+        ParityRecord.skipped(config, failure).write(out_json)
+        return
+    work = functools.partial(
+        _compare,
+        config,
+        bind_backend(config, threads, options),
+        Path(artifact_dir),
+        load_npz(inputs_npz)["evaluation"],
+        load_npz(reference_npz),
+        tolerance,
+    )
+    record_or_failure(ParityRecord, config, work).write(out_json)
+
+
+def _compare(config, backend: Backend, artifact_dir, evaluation, reference, tolerance):
+    with backend.load(artifact_dir) as runner:
+        outputs = run_all(runner, evaluation, static_batch(config.shape))
+        execution = runner.execution_info
+    result = check(reference, outputs, Tolerance(**tolerance))
+    log.info("parity %s: %s", result.verdict, result.reason)
+    return ParityRecord.ok(
+        config,
+        reason=result.reason,
+        verdict=result.verdict,
+        degenerate_reference=result.degenerate_reference,
+        outputs=result.outputs,
+        output_names=result.output_names,
+        images=len(evaluation),
+        tolerance=tolerance,
+        execution=execution,
+    )

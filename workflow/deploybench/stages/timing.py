@@ -1,0 +1,137 @@
+"""Time one configuration at one batch size, and cross-check with the vendor's own tool."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..backends import Backend, Runner
+from ..io import load_npz
+from ..records import TimingRecord, VendorCheck, first_line
+from ..specs import ConfigKey, TimingSettings
+from ..timing import measure, time_runner
+from .common import bind_backend, compile_failure, record_or_failure
+from .inference import make_batch
+
+log = logging.getLogger("deploybench")
+
+
+def time_inference(
+    artifact_dir: str,
+    inputs_npz: str,
+    key: dict,
+    batch: int,
+    threads: int,
+    timing: dict,
+    options: dict,
+    crosscheck: dict | None,
+    out_json: str,
+) -> None:
+    config = ConfigKey(**key)
+    fields = {"batch": batch, "threads": threads}
+    failure = compile_failure(artifact_dir)
+    if failure:
+        TimingRecord.skipped(config, failure, **fields).write(out_json)
+        return
+    settings = TimingSettings(**timing)
+    work = functools.partial(
+        _measure_configuration,
+        config,
+        bind_backend(config, threads, options),
+        Path(artifact_dir),
+        make_batch(load_npz(inputs_npz)["evaluation"], batch),
+        settings,
+        crosscheck,
+        fields,
+    )
+    record_or_failure(TimingRecord, config, work, **fields).write(out_json)
+
+
+def _measure_configuration(
+    config: ConfigKey,
+    backend: Backend,
+    artifact_dir: Path,
+    data,
+    settings: TimingSettings,
+    crosscheck: dict | None,
+    fields: dict[str, Any],
+) -> TimingRecord:
+    start = time.perf_counter()
+    with backend.load(artifact_dir) as runner:
+        load_seconds = time.perf_counter() - start
+        # Device work only: outputs may stay on the device (parity asks for host copies).
+        result = time_runner(functools.partial(runner.run, data), settings)
+        stats = result["stats"]
+        log.info(
+            "median %.3f ms (95%% CI %.3f-%.3f), CV %.3f, n=%d%s",
+            stats.median_ms,
+            stats.median_ci_low_ms,
+            stats.median_ci_high_ms,
+            stats.cv,
+            stats.n,
+            " NOISY: " + "; ".join(result["noise"]) if result["noisy"] else "",
+        )
+        record = TimingRecord.ok(
+            config,
+            load_seconds=load_seconds,
+            throughput_per_s=len(data) / (stats.median_ms / 1e3),
+            execution=runner.execution_info,
+            execution_precision=runner.execution_info.get("execution_precision"),
+            **fields,
+            **result,
+        )
+        if backend.device != "cpu":
+            host = measure(functools.partial(runner.infer, data), settings).stats
+            record.host_median_ms, record.host_p99_ms = host.median_ms, host.p99_ms
+        if crosscheck and backend.vendor_tool:
+            record.vendor = vendor_crosscheck(
+                functools.partial(
+                    backend.vendor_benchmark, artifact_dir, data.shape, crosscheck["seconds"]
+                ),
+                before_ms=stats.median_ms,
+                measure_again=functools.partial(_median_ms, runner, data, settings),
+                tool=backend.vendor_tool,
+            )
+    return record
+
+
+def _median_ms(runner: Runner, data, settings: TimingSettings) -> float:
+    return measure(functools.partial(runner.run, data), settings).stats.median_ms
+
+
+def vendor_crosscheck(
+    run_tool: Callable[[], VendorCheck | None],
+    before_ms: float,
+    measure_again: Callable[[], float],
+    tool: str,
+) -> VendorCheck | None:
+    """The vendor tool's median for the same artifact and settings, bracketed by ours.
+
+    This machine's speed drifts by tens of percent over seconds, so the tool's run is compared
+    with the mean of our medians just before and just after it, and that drift is recorded.
+    """
+    try:
+        vendor = run_tool()
+    except Exception as exc:
+        log.exception("vendor benchmark failed")
+        return VendorCheck(tool=tool, error=first_line(exc))
+    if vendor is None:
+        return None
+    after_ms = measure_again()
+    vendor.ours_before_ms = before_ms
+    vendor.ours_after_ms = after_ms
+    vendor.drift = after_ms / before_ms
+    vendor.ratio = (before_ms + after_ms) / 2 / vendor.median_ms
+    log.info(
+        "%s median %.3f ms; ours %.3f before, %.3f after: ours / theirs = %.3f",
+        vendor.tool,
+        vendor.median_ms,
+        before_ms,
+        after_ms,
+        vendor.ratio,
+    )
+    return vendor
