@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .specs import ModelSpec
 from .io import save_npz
+from .specs import ModelSpec
 
 # Colour or greyscale photos and scans that skimage.data returns without a download.
 SAMPLE_IMAGES = (

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .specs import ModelSpec
 from .errors import ConfigError, InputFileError
 from .io import atomic_path, read_json, write_json
+from .specs import ModelSpec
 
 WEIGHTS_FILE = "model.pt"
 FACTS_FILE = "model.json"
