@@ -2,10 +2,13 @@ import os
 import stat
 
 import pytest
-from deploybench.backends import registry
 from deploybench.backends.base import Backend
-from deploybench.config import HostFacts, Settings, plan
+from deploybench.backends.registry import ENVIRONMENT_VARIABLE
 from deploybench.gpu import gpu_present, nvidia_smi_sees_gpu
+from deploybench.hardware import HostFacts
+from deploybench.plan import plan
+from deploybench.settings import Settings
+from helpers import timing_settings
 
 
 def fake_nvidia_smi(folder, output: str, code: int):
@@ -46,17 +49,19 @@ class FakeCudaBackend(Backend):
 
 
 def test_cuda_backends_are_skipped_with_the_reason_on_a_host_without_gpu(monkeypatch):
-    monkeypatch.setitem(registry.BACKENDS, "fake_cuda", f"{__name__}:FakeCudaBackend")
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, f"fake_cuda={__name__}:FakeCudaBackend")
     settings = Settings(
         models={"m": None},
         backends=("fake_cuda",),
         precisions=("fp32",),
         shapes=("dynamic",),
         batch_sizes=(1,),
+        gpu="auto",
+        timing=timing_settings(),
     )
     without = plan(settings, HostFacts(cpu_flags=frozenset(), has_gpu=False))
-    assert {(r.status, r.reason) for r in without} == {
-        ("skipped", "no CUDA device on the host that built the DAG")
+    assert {(r.planned, r.reason) for r in without} == {
+        (False, "no CUDA device on the host that built the DAG")
     }
     with_gpu = plan(settings, HostFacts(cpu_flags=frozenset(), has_gpu=True))
-    assert {r.status for r in with_gpu} == {"planned"}
+    assert {r.planned for r in with_gpu} == {True}

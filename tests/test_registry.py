@@ -1,17 +1,19 @@
-import importlib.util
 import subprocess
 import sys
 
 import pytest
-from deploybench.backends import backend_names, get_backend
+from deploybench.backends import backend_names, baseline_backend, get_backend
+from deploybench.backends.registry import ENVIRONMENT_VARIABLE
 from deploybench.errors import BackendUnavailable, ConfigError, InputFileError
 
-HEAVY = ("torch", "onnxruntime", "openvino", "tvm", "tensorrt", "nncf", "torchvision")
+HEAVY = ("torch", "onnxruntime", "openvino", "tvm", "tensorrt", "nncf", "torchvision", "pandas")
 
 
 def test_importing_library_and_every_backend_module_imports_no_heavy_package():
     code = (
-        "import sys, deploybench, deploybench.config, deploybench.pipeline\n"
+        "import sys, pkgutil, importlib, deploybench\n"
+        "for m in pkgutil.walk_packages(deploybench.__path__, 'deploybench.'):\n"
+        "    importlib.import_module(m.name)\n"
         "from deploybench.backends import backend_names, get_backend\n"
         "for name in backend_names():\n"
         "    b = get_backend(name); b.availability(); b.version()\n"
@@ -26,21 +28,26 @@ def test_unknown_backend_names_the_choices():
         get_backend("tensorflow")
 
 
-@pytest.mark.parametrize("name", backend_names())
-def test_availability_follows_the_installed_packages(name, monkeypatch):
-    backend = get_backend(name)
-    real_find_spec = importlib.util.find_spec
-    missing = set(backend.packages)
+def test_a_backend_registers_through_the_environment_alone(monkeypatch):
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "onnx_reference=toy_backend:OnnxReferenceBackend")
+    assert "onnx_reference" in backend_names()
+    assert get_backend("onnx_reference").name == "onnx_reference"
 
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda n, *a: None if n in missing else real_find_spec(n, *a)
-    )
-    ok, reason = backend.availability()
-    assert not ok
-    assert "not installed" in reason
 
-    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object())
-    assert backend.availability() == (True, "available")
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("nonsense", "is not name=module:Class"), ("x=deploybench.errors:ConfigError", "not a")],
+)
+def test_a_malformed_registration_is_one_clear_line(monkeypatch, value, expected):
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, value)
+    with pytest.raises(ConfigError, match=expected):
+        get_backend(value.partition("=")[0] if "=" in value else "x")
+
+
+def test_the_baseline_comes_from_the_backend_classes():
+    assert baseline_backend("cpu") == "pytorch"
+    with pytest.raises(ConfigError, match="no baseline"):
+        baseline_backend("tpu")
 
 
 def test_unavailable_backend_refuses_to_compile(monkeypatch, tmp_path):
@@ -48,8 +55,8 @@ def test_unavailable_backend_refuses_to_compile(monkeypatch, tmp_path):
     monkeypatch.setattr(
         backend, "availability", classmethod(lambda cls: (False, "x not installed"))
     )
-    with pytest.raises(BackendUnavailable, match="pip install"):
-        backend().compile(tmp_path / "m.onnx", tmp_path / "out", "fp32", None, backend.Options())
+    with pytest.raises(BackendUnavailable, match="x not installed"):
+        backend("fp32", 1).compile(tmp_path / "m.onnx", tmp_path / "out")
 
 
 @pytest.mark.parametrize("name", backend_names())
@@ -65,11 +72,17 @@ def test_options_are_validated_on_construction():
         get_backend("openvino").make_options({"performance_hint": "FAST"})
 
 
+def test_a_bound_backend_refuses_a_precision_it_does_not_offer_and_bad_threads():
+    with pytest.raises(ConfigError, match="onnxruntime does not offer bf16"):
+        get_backend("onnxruntime")("bf16", 1)
+    with pytest.raises(ConfigError, match="threads must be >= 1"):
+        get_backend("onnxruntime")("fp32", 0)
+
+
 def compile_onnxruntime(tmp_path, onnx_bytes: bytes, precision: str):
-    backend = get_backend("onnxruntime")
     source = tmp_path / "model.onnx"
     source.write_bytes(onnx_bytes)
-    return backend().compile(source, tmp_path / "out", precision, None, backend.Options())
+    return get_backend("onnxruntime")(precision, 1).compile(source, tmp_path / "out")
 
 
 def test_int8_without_calibration_is_an_error_not_a_fallback(tmp_path):

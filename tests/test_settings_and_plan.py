@@ -1,34 +1,24 @@
-import copy
-from pathlib import Path
+"""The validated config as typed settings, and the plan of combinations built from it."""
 
 import pytest
-import yaml
-from deploybench.config import (
-    HostFacts,
-    describe_validation_error,
-    parse_config,
-    plan,
-    shape_names,
-)
 from deploybench.errors import ConfigError
+from deploybench.hardware import HostFacts
+from deploybench.plan import plan
+from deploybench.settings import describe_validation_error, parse_config
+from deploybench.specs import shape_names
+from helpers import SCHEMA, validated
+from helpers import default_config as load_default_config
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-REPO = Path(__file__).resolve().parents[1]
-SCHEMA = str(REPO / "config" / "schema.yaml")
 ZEN4 = HostFacts(cpu_flags=frozenset({"avx512f", "avx512_bf16"}), has_gpu=False)
 OLD_CPU = HostFacts(cpu_flags=frozenset({"avx2"}), has_gpu=False)
-
-
-def validated(raw):
-    config = copy.deepcopy(raw)
-    validate(config, SCHEMA)
-    return config
+SCHEMA = str(SCHEMA)
 
 
 @pytest.fixture
 def default_config():
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return load_default_config()
 
 
 def test_default_config_validates_and_gets_schema_defaults(default_config):
@@ -93,14 +83,14 @@ def test_plan_covers_every_combination_with_a_status(default_config):
     settings = parse_config(validated(default_config))
     rows = plan(settings, ZEN4)
     statuses = {(r.model, r.backend, r.precision, r.shape, r.batch): r for r in rows}
-    assert statuses[("resnet18", "onnxruntime", "int8", "static_b8", 8)].status == "planned"
-    assert statuses[("resnet18", "onnxruntime", "fp32", "dynamic", 1)].status == "planned"
-    assert statuses[("resnet18", "onnxruntime", "fp32", "dynamic", 8)].status == "planned"
+    assert statuses[("resnet18", "onnxruntime", "int8", "static_b8", 8)].planned
+    assert statuses[("resnet18", "onnxruntime", "fp32", "dynamic", 1)].planned
+    assert statuses[("resnet18", "onnxruntime", "fp32", "dynamic", 8)].planned
     skipped = statuses[("resnet18", "onnxruntime", "bf16", "dynamic", 1)]
-    assert skipped.status == "skipped" and "does not offer bf16" in skipped.reason
+    assert not skipped.planned and "does not offer bf16" in skipped.reason
     # eager PyTorch has no static graphs: it is planned once per batch, as dynamic
     assert ("resnet18", "pytorch", "fp32", "static_b1", 1) not in statuses
-    assert statuses[("resnet18", "pytorch", "bf16", "dynamic", 8)].status == "planned"
+    assert statuses[("resnet18", "pytorch", "bf16", "dynamic", 8)].planned
     # every model x backend x precision appears
     triples = {(r.model, r.backend, r.precision) for r in rows}
     assert len(triples) == 3 * 3 * 3
@@ -110,11 +100,11 @@ def test_eager_baseline_runs_whatever_graph_shapes_are_configured(default_config
     settings = parse_config(validated({**default_config, "shapes": ["static"]}))
     rows = plan(settings, ZEN4)
     eager = [r for r in rows if r.backend == "pytorch" and r.precision == "fp32"]
-    assert {(r.shape, r.batch, r.status) for r in eager if r.model == "resnet18"} == {
-        ("dynamic", 1, "planned"),
-        ("dynamic", 8, "planned"),
+    assert {(r.shape, r.batch, r.planned) for r in eager if r.model == "resnet18"} == {
+        ("dynamic", 1, True),
+        ("dynamic", 8, True),
     }
-    onnx_rows = [r for r in rows if r.backend == "onnxruntime" and r.status == "planned"]
+    onnx_rows = [r for r in rows if r.backend == "onnxruntime" and r.planned]
     assert {r.shape for r in onnx_rows} == {"static_b1", "static_b8"}
 
 
@@ -122,7 +112,7 @@ def test_bf16_is_skipped_on_a_cpu_without_it(default_config):
     settings = parse_config(validated(default_config))
     rows = [r for r in plan(settings, OLD_CPU) if r.precision == "bf16"]
     by_backend = {r.backend: r for r in rows}
-    assert by_backend["pytorch"].status == "skipped"
+    assert not by_backend["pytorch"].planned
     assert "lacks native bf16" in by_backend["pytorch"].reason
     assert "lacks native bf16" in by_backend["openvino"].reason
 
@@ -136,6 +126,6 @@ def test_missing_package_skips_only_that_backend(default_config, monkeypatch):
     )
     settings = parse_config(validated(default_config))
     rows = plan(settings, ZEN4)
-    assert all(r.status == "skipped" for r in rows if r.backend == "openvino")
+    assert not any(r.planned for r in rows if r.backend == "openvino")
     assert {r.reason for r in rows if r.backend == "openvino"} == {"openvino not installed"}
-    assert any(r.status == "planned" for r in rows if r.backend == "onnxruntime")
+    assert any(r.planned for r in rows if r.backend == "onnxruntime")

@@ -1,0 +1,158 @@
+"""Every registered backend, every precision it offers: compile, load, run, named outputs,
+parity with PyTorch, thread count honoured, missing package → a skip with the install hint.
+
+Parametrised over the registry: a new backend is tested here without an edit."""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+
+import numpy as np
+import onnx
+import pytest
+from deploybench.backends import backend_names, get_backend
+from deploybench.hardware import HostFacts, cpu_flags
+from deploybench.parity import check
+from deploybench.specs import Tolerance, output_names, static_batch
+from deploybench.stages.inference import run_all
+from helpers import REPO, model_spec
+
+HOST = HostFacts(cpu_flags=cpu_flags(), has_gpu=False)
+TOLERANCES = {
+    "fp32": Tolerance(max_rel=1e-4, min_cosine=0.99999),
+    "bf16": Tolerance(max_rel=5e-2, min_cosine=0.99),
+    "fp16": Tolerance(max_rel=5e-2, min_cosine=0.999),
+    "int8": Tolerance(min_cosine=0.9),
+}
+CASES = [(name, precision) for name in backend_names() for precision in get_backend(name).precisions]
+SHAPES = {"static": "static_b2", "dynamic": "dynamic"}
+
+
+def runnable(name: str, precision: str):
+    backend = get_backend(name)
+    ok, why = backend.availability()
+    if ok:
+        ok, why = backend.precision_support(precision, HOST)
+    if not ok:
+        pytest.skip(why)
+    return backend
+
+
+@pytest.fixture(scope="module")
+def eager_model(tmp_path_factory):
+    """A torchvision checkpoint folder (what torch-source backends compile) and its outputs."""
+    torch = pytest.importorskip("torch")
+    from deploybench.models import fetch_model, load_model
+
+    folder = tmp_path_factory.mktemp("eager")
+    fetch_model(model_spec(source="torchvision", architecture="resnet18", input_size=32), folder)
+    model, _ = load_model(folder)
+    batch = np.random.default_rng(1).standard_normal((6, 3, 32, 32)).astype(np.float32)
+    with torch.inference_mode():
+        reference = model(torch.from_numpy(batch)).numpy()
+    return folder, batch, reference
+
+
+def source_and_reference(backend, shape, tiny_onnx, tiny_inputs, tiny_reference, eager_model):
+    """What this backend compiles, the evaluation batch, the reference and the output names."""
+    if backend.source == "torch":
+        if shape != "dynamic":
+            pytest.skip("eager models have no static graph")
+        folder, batch, reference = eager_model
+        return folder, batch, {output_names(1)[0]: reference}
+    path = tiny_onnx[shape]
+    names = [o.name for o in onnx.load(str(path)).graph.output]
+    return path, tiny_inputs["evaluation"], {names[0]: tiny_reference}
+
+
+@pytest.mark.parametrize(("name", "precision"), CASES)
+@pytest.mark.parametrize("shape", ["static", "dynamic"])
+def test_compile_load_run_named_outputs_and_parity(
+    name, precision, shape, tiny_onnx, tiny_inputs, tiny_reference, eager_model, tmp_path
+):
+    backend_cls = runnable(name, precision)
+    if shape not in backend_cls.shapes and backend_cls.source == "onnx":
+        pytest.skip(f"{name} runs only {backend_cls.shapes} shapes")
+    source, evaluation, reference = source_and_reference(
+        backend_cls, shape, tiny_onnx, tiny_inputs, tiny_reference, eager_model
+    )
+    backend = backend_cls(precision, 1, None)
+    calibration = tiny_inputs["calibration"] if precision in backend.needs_calibration else None
+    facts = backend.compile(source, tmp_path, calibration)
+    assert facts.artifact_bytes > 0 and facts.files
+    with backend.load(tmp_path) as runner:
+        raw = runner.run(evaluation[:2])
+        outputs = run_all(runner, evaluation, static_batch(SHAPES[shape]))
+    assert list(raw) == list(reference), "outputs must be keyed by the graph's names"
+    assert outputs[next(iter(reference))].shape == next(iter(reference.values())).shape
+    result = check(reference, outputs, TOLERANCES[precision])
+    worst = result.outputs[0]
+    tolerance = TOLERANCES[precision]
+    assert tolerance.max_rel is None or worst.max_rel <= tolerance.max_rel, result.reason
+    assert worst.cosine >= tolerance.min_cosine, result.reason
+
+
+@pytest.mark.parametrize("name", backend_names())
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_thread_count_reaches_the_library(
+    name, threads, tiny_onnx, tiny_inputs, eager_model, tmp_path
+):
+    backend_cls = runnable(name, "fp32")
+    source = eager_model[0] if backend_cls.source == "torch" else tiny_onnx["dynamic"]
+    backend = backend_cls("fp32", threads, None)
+    backend.compile(source, tmp_path)
+    with backend.load(tmp_path) as runner:
+        # read back from the library, not echoed from our argument
+        assert runner.execution_info["threads"] == threads
+
+
+@pytest.mark.parametrize("name", backend_names())
+def test_a_missing_package_disables_the_backend_with_its_install_hint(name, monkeypatch):
+    backend = get_backend(name)
+    real_find_spec = importlib.util.find_spec
+    absent = backend.packages[0]
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == absent else real_find_spec(n, *a)
+    )
+    ok, reason = backend.availability()
+    assert not ok
+    assert f"{absent} not installed" in reason
+    assert f"pip install 'deploybench[{backend.extra}]'" in reason
+
+
+@pytest.mark.parametrize("name", backend_names())
+def test_the_install_hint_names_an_extra_that_installs_the_backend(name):
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    backend = get_backend(name)
+    assert backend.extra in extras, f"no [{backend.extra}] extra in pyproject.toml"
+    listed = " ".join(extras[backend.extra])
+    for distribution in backend.distributions:
+        assert distribution in listed, f"[{backend.extra}] does not install {distribution}"
+    env = (REPO / "envs" / f"{name}.yaml").read_text()
+    assert f"[{backend.extra}]" in env, f"envs/{name}.yaml does not install [{backend.extra}]"
+
+
+@pytest.mark.parametrize("name", backend_names())
+def test_every_precision_it_declares_is_a_known_one_and_support_has_a_reason(name):
+    backend = get_backend(name)
+    for precision in ("fp32", "fp16", "bf16", "int8"):
+        ok, reason = backend.precision_support(precision, HostFacts(frozenset(), False))
+        assert reason
+        if precision not in backend.precisions:
+            assert not ok and f"does not offer {precision}" in reason
+        if precision in backend.native_precisions:
+            assert not ok and "lacks native" in reason
+
+
+def test_native_precisions_follow_the_cpu_flags():
+    with_bf16 = HostFacts(frozenset({"avx512_bf16"}), False)
+    without = HostFacts(frozenset({"avx2"}), False)
+    for name in backend_names():
+        backend = get_backend(name)
+        if "bf16" in backend.native_precisions:
+            if backend._missing_package(backend.precision_packages.get("bf16", ())) is None:
+                assert backend.precision_support("bf16", with_bf16)[0]
+            assert not backend.precision_support("bf16", without)[0]

@@ -1,0 +1,41 @@
+"""What several test modules share: the schema's defaults, and typed settings built from them."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "config" / "schema.yaml"
+DEFAULT_CONFIG = REPO / "config" / "config.yaml"
+
+
+def validated(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` checked against the schema with its defaults filled in, as Snakemake does."""
+    from snakemake.utils import validate
+
+    config = copy.deepcopy(raw)
+    validate(config, str(SCHEMA))
+    return config
+
+
+def default_config() -> dict[str, Any]:
+    return yaml.safe_load(DEFAULT_CONFIG.read_text())
+
+
+def timing_settings(**overrides: Any):
+    from deploybench.specs import TimingSettings
+
+    timing = validated({"models": {"m": {"source": "efficientnet_lite0"}}})["timing"]
+    return TimingSettings(**{**timing, **overrides})
+
+
+def model_spec(name: str = "m", **fields: Any):
+    """A ModelSpec with the schema's defaults for what ``fields`` leaves out."""
+    from deploybench.specs import ModelSpec
+
+    config = validated({"models": {name: fields}})
+    return ModelSpec.from_config(name, config["models"][name])

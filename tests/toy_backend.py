@@ -1,0 +1,43 @@
+"""A throwaway backend for the tests, registered through the registry mechanism alone
+(``DEPLOYBENCH_BACKENDS=onnx_reference=toy_backend:OnnxReferenceBackend``): ONNX's own
+reference evaluator, pure numpy. Nothing else in the product knows it exists."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from deploybench.backends import Backend, Runner
+
+ENVIRONMENT = "onnx_reference=toy_backend:OnnxReferenceBackend"
+
+
+class OnnxReferenceRunner(Runner):
+    def __init__(self, model_path: Path, threads: int) -> None:
+        super().__init__()
+        from onnx.reference import ReferenceEvaluator
+
+        self._evaluator = ReferenceEvaluator(str(model_path))
+        self._input = self._evaluator.input_names[0]
+        self._outputs = list(self._evaluator.output_names)
+        self.execution_info = {"threads": threads, "execution_precision": "fp32 (numpy)"}
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        results = self._evaluator.run(None, {self._input: batch})
+        return dict(zip(self._outputs, results, strict=True))
+
+
+class OnnxReferenceBackend(Backend):
+    name = "onnx_reference"
+    precisions = ("fp32",)
+    packages = ("onnx",)
+    distributions = ("onnx",)
+    extra = "dev"
+
+    def _compile(self, source: Path, out_dir: Path, calibration) -> dict:
+        shutil.copyfile(source, out_dir / "model.onnx")
+        return {"evaluator": "onnx.reference"}
+
+    def _load(self, artifact_dir: Path) -> Runner:
+        return OnnxReferenceRunner(artifact_dir / "model.onnx", self.threads)
