@@ -37,7 +37,9 @@ def test_unknown_architecture_suggests_names(tmp_path):
 
 
 def checkpoint_spec(path):
-    return model_spec("m", source="checkpoint",
+    return model_spec(
+        "m",
+        source="checkpoint",
         architecture="mobilenet_v3_small",
         checkpoint=str(path),
         input_size=32,

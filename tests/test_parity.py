@@ -87,7 +87,10 @@ def test_tolerance_validation():
 def test_outputs_pair_by_name_and_by_order_when_names_differ(logits):
     other = logits[:, :5]
     by_name = pair_outputs({"a": logits, "b": other}, {"b": other + 1, "a": logits + 2})
-    assert [(name, round(float((c - r).max()), 6)) for name, r, c in by_name] == [("a", 2.0), ("b", 1.0)]
+    assert [(name, round(float((c - r).max()), 6)) for name, r, c in by_name] == [
+        ("a", 2.0),
+        ("b", 1.0),
+    ]
     # an eager model's outputs are named by us, the ONNX graph's by the exporter: order decides
     by_order = pair_outputs({"logits": logits}, {"output": logits + 3})
     assert [(name, round(float((c - r).max()), 6)) for name, r, c in by_order] == [("logits", 3.0)]

@@ -6,8 +6,10 @@ import pytest
 
 pytest.importorskip("seaborn")
 
-from deploybench.collect import add_speedups  # noqa: E402
-from deploybench.report import recommend, render_report  # noqa: E402
+from deploybench.backends import get_backend  # noqa: E402
+from deploybench.records import summary_columns  # noqa: E402
+from deploybench.stages.collect import add_speedups  # noqa: E402
+from deploybench.stages.report import RESULT_COLUMNS, recommend, render_report  # noqa: E402
 
 TIMING = {"max_cv": 0.15, "warmup_iterations": 10}
 
@@ -41,7 +43,8 @@ def summary_rows():
                 "median_ms": median,
                 "median_ci_low_ms": median * 0.9,
                 "median_ci_high_ms": median * 1.1,
-                "parity": parity,
+                "parity_status": "ok",
+                "parity_verdict": parity,
                 "parity_reason": "<b>why</b>",
             }
         )
@@ -56,7 +59,18 @@ def summary_rows():
             "reason": "openvino not installed",
         }
     )
-    return add_speedups(pd.DataFrame(rows))
+    rows.append(
+        {
+            "model": "m",
+            "backend": "openvino",
+            "precision": "int8",
+            "shape": "dynamic",
+            "batch": 1,
+            "status": "failed",
+            "reason": "RuntimeError: boom",
+        }
+    )
+    return add_speedups(pd.DataFrame(rows).reindex(columns=summary_columns()))
 
 
 def test_recommendation_is_the_fastest_that_passes_parity():
@@ -114,10 +128,17 @@ def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
     assert "ship <b>onnxruntime fp32 (dynamic)</b>" in html
     assert "data:image/png;base64," in html
     assert "<script" not in html.lower()
+    # the baseline and the backends' versions come from the backend classes
+    assert "2.00× pytorch fp32" in html
+    for backend in ("pytorch", "onnxruntime", "openvino"):
+        for distribution in get_backend(backend).distributions:
+            assert f"<th>{distribution}</th>" in html
+    # a row that failed spans every result column with its reason
+    assert f'<td colspan="{len(RESULT_COLUMNS)}">RuntimeError: boom</td>' in html
 
 
 def test_crosscheck_note_tells_drift_from_a_real_difference():
-    from deploybench.report import crosscheck_note
+    from deploybench.stages.report import crosscheck_note
 
     assert crosscheck_note(1.05, 1.30) == ""  # within 15%: nothing to explain
     assert "drifted" in crosscheck_note(1.30, 1.25)
@@ -126,7 +147,7 @@ def test_crosscheck_note_tells_drift_from_a_real_difference():
 
 
 def test_numbers_are_formatted_without_needless_exponents():
-    from deploybench.report import _fmt
+    from deploybench.stages.report import _fmt
 
     assert _fmt(2600.4) == "2600"
     assert _fmt(266.3) == "266"

@@ -25,7 +25,9 @@ TOLERANCES = {
     "fp16": Tolerance(max_rel=5e-2, min_cosine=0.999),
     "int8": Tolerance(min_cosine=0.9),
 }
-CASES = [(name, precision) for name in backend_names() for precision in get_backend(name).precisions]
+CASES = [
+    (name, precision) for name in backend_names() for precision in get_backend(name).precisions
+]
 SHAPES = {"static": "static_b2", "dynamic": "dynamic"}
 
 
