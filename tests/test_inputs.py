@@ -3,7 +3,6 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from helpers import model_spec  # noqa: E402
 from deploybench.inputs import (  # noqa: E402
     SAMPLE_IMAGES,
     load_sample_image,
@@ -11,6 +10,7 @@ from deploybench.inputs import (  # noqa: E402
     prepare_evaluation,
 )
 from deploybench.io import load_npz  # noqa: E402
+from helpers import model_spec  # noqa: E402
 
 SPEC = model_spec("m", source="torchvision", architecture="resnet18", input_size=64)
 

@@ -2,9 +2,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import model_spec  # noqa: E402
 from deploybench.errors import ConfigError, InputFileError  # noqa: E402
 from deploybench.models import fetch_model, load_model  # noqa: E402
+from helpers import model_spec  # noqa: E402
 
 TINY = {"source": "torchvision", "architecture": "mobilenet_v3_small", "input_size": 32}
 
