@@ -9,7 +9,7 @@ min_version("9.0")
 # merge the two key by key, so a user's file listing its own models would still run ours.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "data" / "tiny.yaml"
 
 
-def snakemake_command(workdir: Path, *args: str, configfile: Path = TINY) -> list[str]:
-    return [
+def snakemake_command(workdir: Path, *args: str, configfile: Path | None = TINY) -> list[str]:
+    command = [
         sys.executable,
         "-m",
         "snakemake",
@@ -27,14 +27,17 @@ def snakemake_command(workdir: Path, *args: str, configfile: Path = TINY) -> lis
         str(REPO / "Snakefile"),
         "--directory",
         str(workdir),
-        "--configfile",
-        str(configfile),
     ]
+    return command + (["--configfile", str(configfile)] if configfile else [])
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True):
+def snakemake(
+    workdir: Path, *args: str, configfile: Path | None = TINY, check: bool = True, env=None
+):
     command = snakemake_command(workdir, *args, configfile=configfile)
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800)
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=REPO, timeout=1800, env=env
+    )
     if check and result.returncode != 0:
         raise AssertionError(
             f"snakemake {args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -62,6 +65,8 @@ def test_tiny_run_produces_report_and_a_row_per_combination(finished_run):
     workdir, _ = finished_run
     rows = list(csv.DictReader((workdir / "results" / "summary.csv").open()))
     config = yaml.safe_load(TINY.read_text())
+    # the tiny file replaces the default experiment: its one model, none of the defaults
+    assert {r["model"] for r in rows} == set(config["models"])
     triples = {(r["backend"], r["precision"]) for r in rows}
     assert triples == {(b, p) for b in config["backends"] for p in config["precisions"]}
     ok = [r for r in rows if r["status"] == "ok"]
@@ -74,17 +79,23 @@ def test_tiny_run_produces_report_and_a_row_per_combination(finished_run):
         )
         assert float(row["p99_ms"]) >= float(row["median_ms"]) > 0
         assert int(float(row["threads"])) == 2
-        assert row["parity"] in {"pass", "fail", "inconclusive"}
+        assert row["parity_verdict"] in {"pass", "fail", "inconclusive"}
+        assert row["version"] and row["compile_status"] == "ok"
     skipped = {
         (r["backend"], r["precision"]): r["reason"] for r in rows if r["status"] == "skipped"
     }
     assert "does not offer bf16" in skipped[("onnxruntime", "bf16")]
     baseline = [r for r in ok if r["backend"] == "pytorch" and r["precision"] == "fp32"]
     assert {float(r["speedup"]) for r in baseline} == {1.0}
+    others = [r for r in ok if r["backend"] != "pytorch"]
+    assert others and all(r["baseline"] == "pytorch fp32" for r in others)
+    # a configuration is never its own baseline: speedups differ from exactly 1
+    assert all(float(r["speedup"]) != 1.0 for r in others)
 
     timing = json.loads(next((workdir / "results" / "timings").rglob("b1.json")).read_text())
+    assert timing["kind"] == "timing"
     assert len(timing["latencies_ms"]) == timing["stats"]["n"] >= 5
-    assert timing["cold_ms"] > 0 and "load_average_before" in timing
+    assert timing["cold_ms"] > 0 and timing["load_average_before"] is not None
 
     html = (workdir / "reports" / "report.html").read_text()
     assert "Random weights: speed only" in html
@@ -193,6 +204,71 @@ def test_default_config_dry_run_builds_the_dag(tmp_path):
         "render_report",
     ):
         assert rule in out
+
+
+def test_a_users_configfile_replaces_the_default_experiment(tmp_path):
+    mine = {"models": {"mine": {"source": "efficientnet_lite0"}}, "backends": ["pytorch"]}
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(mine))
+    outputs = planned_outputs(snakemake(tmp_path, "report", "-n", configfile=path).stdout)
+    models = {o.split("/")[2] for o in outputs if o.startswith("results/models/")}
+    assert models == {"mine"}
+    assert not [o for o in outputs if "/onnxruntime/" in o or "/openvino/" in o]
+    # the schema's defaults fill what the file leaves out: both default batch sizes
+    assert {o.rsplit("/", 1)[1] for o in outputs if "/timings/" in o} == {"b1.json", "b8.json"}
+
+    path.write_text(yaml.safe_dump({**mine, "models": {}}))
+    result = snakemake(tmp_path, "report", "-n", configfile=path, check=False)
+    assert result.returncode != 0
+    assert "invalid config at models" in result.stdout + result.stderr
+
+
+def test_config_overrides_still_apply_to_the_default_experiment(tmp_path):
+    result = snakemake(tmp_path, "report", "-n", "--config", "backends=[pytorch]", configfile=None)
+    outputs = planned_outputs(result.stdout)
+    timings = [o for o in outputs if "/timings/" in o]
+    assert timings and all("/pytorch/" in o for o in timings)
+    models = {o.split("/")[2] for o in outputs if o.startswith("results/models/")}
+    assert models == {"resnet18", "mobilenet_v3_small", "efficientnet_lite0"}
+
+
+@pytest.mark.slow
+def test_a_backend_registered_from_outside_flows_through_every_stage(tmp_path):
+    """The throwaway tests/toy_backend.py, registered through the environment alone."""
+    import os
+
+    import onnx
+    from toy_backend import ENVIRONMENT
+
+    config = yaml.safe_load(TINY.read_text())
+    config["models"]["tiny"]["input_size"] = 32
+    config.update(backends=["pytorch", "onnx_reference"], precisions=["fp32"], batch_sizes=[1])
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {
+        **os.environ,
+        "DEPLOYBENCH_BACKENDS": ENVIRONMENT,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
+    workdir = tmp_path / "run"
+    dry = planned_outputs(snakemake(workdir, "report", "-n", configfile=path, env=env).stdout)
+    for stage in ("compiled", "timings", "parity"):
+        assert any(f"results/{stage}/tiny/onnx_reference/fp32/" in o for o in dry), stage
+
+    snakemake(workdir, "report", configfile=path, env=env)
+    rows = [
+        r
+        for r in csv.DictReader((workdir / "results" / "summary.csv").open())
+        if r["backend"] == "onnx_reference"
+    ]
+    assert {(r["shape"], r["status"]) for r in rows} == {("static_b1", "ok"), ("dynamic", "ok")}
+    for row in rows:
+        assert row["version"] == onnx.__version__
+        assert row["parity_verdict"] in {"pass", "inconclusive"}
+        assert float(row["parity_max_rel"]) < 1e-4
+        assert row["baseline"] == "pytorch fp32" and float(row["speedup"]) > 0
+    html = (workdir / "reports" / "report.html").read_text()
+    assert "onnx_reference" in html and "fp32 (numpy)" in html
 
 
 def test_lint_is_clean(tmp_path):
