@@ -6,7 +6,6 @@ availability, and the facts of the host that builds the DAG.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from .backends.registry import get_backend
@@ -73,6 +72,3 @@ def plan(settings: Settings, host: HostFacts) -> list[Combination]:
                         )
     return rows
 
-
-def as_dicts(rows: list[Combination]) -> list[dict]:
-    return [dataclasses.asdict(row) for row in rows]
