@@ -71,4 +71,3 @@ def plan(settings: Settings, host: HostFacts) -> list[Combination]:
                             )
                         )
     return rows
-
