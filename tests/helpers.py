@@ -39,3 +39,9 @@ def model_spec(name: str = "m", **fields: Any):
 
     config = validated({"models": {name: fields}})
     return ModelSpec.from_config(name, config["models"][name])
+
+
+def limits(**overrides: Any) -> dict[str, Any]:
+    """The schema's supervision limits, with ``overrides``."""
+    config = validated({"models": {"m": {"source": "efficientnet_lite0"}}})
+    return {**config["limits"], **overrides}

@@ -3,6 +3,7 @@ others; the vendor cross-check's arithmetic; feeding batches to a runner."""
 
 import json
 
+import faults
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +15,7 @@ from deploybench.stages.collect import collect_results
 from deploybench.stages.compile import compile_model
 from deploybench.stages.inference import make_batch, run_all
 from deploybench.stages.timing import time_inference, vendor_crosscheck
-from helpers import timing_settings
+from helpers import limits, timing_settings
 
 pytest.importorskip("onnxruntime")
 
@@ -28,8 +29,8 @@ TIMING = {
 }
 
 
-def key(precision):
-    return {"model": "tiny", "backend": "onnxruntime", "precision": precision, "shape": "dynamic"}
+def key(precision, backend="onnxruntime"):
+    return {"model": "tiny", "backend": backend, "precision": precision, "shape": "dynamic"}
 
 
 def test_compile_failure_becomes_records_and_a_report_row(
@@ -41,32 +42,43 @@ def test_compile_failure_becomes_records_and_a_report_row(
     save_npz(calibration, calibration=tiny_inputs["calibration"])
     good, bad = tmp_path / "fp32", tmp_path / "int8"
     source = str(tiny_onnx["dynamic"])
-    compile_model(source=source, calibration_npz=None, key=key("fp32"), options={}, out_dir=good)
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("Unsupported op 'FancyConv'\nmore detail")
-
-    monkeypatch.setattr(get_backend("onnxruntime"), "_compile", broken)
     compile_model(
-        source=source, calibration_npz=str(calibration), key=key("int8"), options={}, out_dir=bad
+        source=source,
+        calibration_npz=None,
+        key=key("fp32"),
+        options={},
+        limits=limits(),
+        out_dir=good,
+    )
+
+    # registered for this process and the supervised children it starts
+    monkeypatch.setenv("DEPLOYBENCH_BACKENDS", faults.broken_backend_environment())
+    compile_model(
+        source=source,
+        calibration_npz=str(calibration),
+        key=key("int8", "broken"),
+        options={},
+        limits=limits(),
+        out_dir=bad,
     )
     record = CompileRecord.read(bad / ARTIFACT_RECORD)
     assert record.status == "failed"
     assert record.reason == "RuntimeError: Unsupported op 'FancyConv' more detail"
-    monkeypatch.undo()
+    assert not [p for p in bad.iterdir() if p.name != ARTIFACT_RECORD]
 
     out = {}
-    for name, folder in (("fp32", good), ("int8", bad)):
+    for name, folder, backend in (("fp32", good, "onnxruntime"), ("int8", bad, "broken")):
         out[name] = tmp_path / f"{name}.json"
         time_inference(
             artifact_dir=str(folder),
             inputs_npz=str(evaluation),
-            key=key(name),
+            key=key(name, backend),
             batch=1,
             threads=1,
             timing=TIMING,
             options={},
             crosscheck=None,
+            limits=limits(),
             out_json=str(out[name]),
         )
     timed = TimingRecord.read(out["fp32"])
@@ -90,8 +102,8 @@ def test_compile_failure_becomes_records_and_a_report_row(
     frame = pd.read_csv(summary).set_index(["backend", "precision"])
     assert frame.loc[("onnxruntime", "fp32"), "status"] == "ok"
     assert frame.loc[("onnxruntime", "fp32"), "compile_status"] == "ok"
-    assert frame.loc[("onnxruntime", "int8"), "status"] == "skipped"
-    assert frame.loc[("onnxruntime", "int8"), "compile_status"] == "failed"
+    assert frame.loc[("broken", "int8"), "status"] == "skipped"
+    assert frame.loc[("broken", "int8"), "compile_status"] == "failed"
     assert frame.loc[("openvino", "fp32"), "reason"] == "openvino not installed"
     assert len(pd.read_csv(latencies)) == frame.loc[("onnxruntime", "fp32"), "n"]
 

@@ -10,6 +10,7 @@ from deploybench.backends import get_backend
 from deploybench.backends.openvino import parse_benchmark_app
 from deploybench.records import ARTIFACT_RECORD, CompileRecord
 from deploybench.stages.compile import compile_model
+from helpers import limits
 
 needs_openvino = pytest.mark.skipif(
     importlib.util.find_spec("openvino") is None, reason="openvino not installed"
@@ -87,7 +88,14 @@ def test_unconvertible_op_is_recorded_with_the_converters_message(tmp_path):
     onnx.save(model, source)
     key = {"model": "m", "backend": "openvino", "precision": "fp32", "shape": "static_b1"}
     out = tmp_path / "artifact"
-    compile_model(source=str(source), calibration_npz=None, key=key, options={}, out_dir=str(out))
+    compile_model(
+        source=str(source),
+        calibration_npz=None,
+        key=key,
+        options={},
+        limits=limits(),
+        out_dir=str(out),
+    )
     record = CompileRecord.read(out / ARTIFACT_RECORD)
     assert record.status == "failed"
     assert "No conversion rule found for operations: custom.ops.FancyConv" in record.reason

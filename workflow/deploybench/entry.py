@@ -16,7 +16,9 @@ def configure_logging(log_path: str | None) -> None:
     handlers: list[logging.Handler] = [] if log_path else [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w"))
+        Path(log_path).write_text("")
+        # append mode: the supervised child process appends to the same file
+        handlers.append(logging.FileHandler(log_path, mode="a"))
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",

@@ -11,5 +11,6 @@ run_job(
     tolerance=snakemake.params.tolerance,
     threads=snakemake.params.threads,
     options=snakemake.params.options,
+    limits=snakemake.config["limits"],
     out_json=snakemake.output.parity,
 )

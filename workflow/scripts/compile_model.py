@@ -8,5 +8,6 @@ run_job(
     calibration_npz=snakemake.input.calibration or None,
     key=snakemake.params.key,
     options=snakemake.params.options,
+    limits=snakemake.config["limits"],
     out_dir=snakemake.output.artifact,
 )

@@ -11,6 +11,7 @@ run_job(
     threads=snakemake.params.threads,
     timing=snakemake.params.timing,
     options=snakemake.params.options,
+    limits=snakemake.config["limits"],
     crosscheck=snakemake.params.crosscheck,
     out_json=snakemake.output.timing,
 )

@@ -3,29 +3,44 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import shutil
 from pathlib import Path
 
 from ..io import atomic_dir, load_npz
+from ..isolation import phase
 from ..records import ARTIFACT_RECORD, CompileRecord
 from ..specs import ConfigKey
-from .common import bind_backend, record_or_failure
+from .common import bind_backend, isolated_record, stage_limits
 
 log = logging.getLogger("deploybench")
 
 
 def compile_model(
-    source: str, calibration_npz: str | None, key: dict, options: dict, out_dir: str
+    source: str,
+    calibration_npz: str | None,
+    key: dict,
+    options: dict,
+    limits: dict,
+    out_dir: str,
 ) -> None:
+    """Build the artifact in a supervised child; a failure leaves only its record."""
     config = ConfigKey(**key)
     with atomic_dir(out_dir) as tmp:
-
-        def build() -> CompileRecord:
-            backend = bind_backend(config, 1, options)
-            calibration = load_npz(calibration_npz)["calibration"] if calibration_npz else None
-            facts = backend.compile(Path(source), tmp, calibration)
-            log.info("compiled in %.1f s, %d bytes", facts.seconds, facts.artifact_bytes)
-            return CompileRecord.ok(config, **dataclasses.asdict(facts))
-
-        record = record_or_failure(CompileRecord, config, build)
+        work = functools.partial(
+            _build, config, bind_backend(config, 1, options), Path(source), calibration_npz, tmp
+        )
+        record = isolated_record(CompileRecord, config, work, stage_limits(limits, "compile"))
+        if not record.is_ok:  # what a crashed or failed build left is not an artifact
+            for leftover in tmp.iterdir():
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         record.write(tmp / ARTIFACT_RECORD)
+
+
+def _build(config, backend, source: Path, calibration_npz: str | None, out_dir: Path):
+    calibration = load_npz(calibration_npz)["calibration"] if calibration_npz else None
+    phase("compile")
+    facts = backend.compile(source, out_dir, calibration)
+    log.info("compiled in %.1f s, %d bytes", facts.seconds, facts.artifact_bytes)
+    return CompileRecord.ok(config, **dataclasses.asdict(facts))

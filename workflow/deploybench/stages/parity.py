@@ -8,10 +8,11 @@ from pathlib import Path
 
 from ..backends import Backend
 from ..io import load_npz
+from ..isolation import phase
 from ..parity import check
 from ..records import ParityRecord
 from ..specs import ConfigKey, Tolerance, static_batch
-from .common import bind_backend, compile_failure, record_or_failure
+from .common import bind_backend, compile_failure, isolated_record, stage_limits
 from .inference import run_all
 
 log = logging.getLogger("deploybench")
@@ -25,8 +26,10 @@ def check_parity(
     tolerance: dict,
     threads: int,
     options: dict,
+    limits: dict,
     out_json: str,
 ) -> None:
+    """Run every evaluation image in a supervised child and judge its outputs."""
     config = ConfigKey(**key)
     failure = compile_failure(artifact_dir)
     if failure:
@@ -41,11 +44,13 @@ def check_parity(
         load_npz(reference_npz),
         tolerance,
     )
-    record_or_failure(ParityRecord, config, work).write(out_json)
+    isolated_record(ParityRecord, config, work, stage_limits(limits, "parity")).write(out_json)
 
 
 def _compare(config, backend: Backend, artifact_dir, evaluation, reference, tolerance):
+    phase("load")
     with backend.load(artifact_dir) as runner:
+        phase("the parity run")
         outputs = run_all(runner, evaluation, static_batch(config.shape))
         execution = runner.execution_info
     result = check(reference, outputs, Tolerance(**tolerance))

@@ -11,10 +11,11 @@ from typing import Any
 
 from ..backends import Backend, Runner
 from ..io import load_npz
+from ..isolation import phase
 from ..records import TimingRecord, VendorCheck, first_line
 from ..specs import ConfigKey, TimingSettings
 from ..timing import measure, time_runner
-from .common import bind_backend, compile_failure, record_or_failure
+from .common import bind_backend, compile_failure, isolated_record, stage_limits
 from .inference import make_batch
 
 log = logging.getLogger("deploybench")
@@ -29,8 +30,10 @@ def time_inference(
     timing: dict,
     options: dict,
     crosscheck: dict | None,
+    limits: dict,
     out_json: str,
 ) -> None:
+    """Time in a supervised child: the child loads and measures, this process only waits."""
     config = ConfigKey(**key)
     fields = {"batch": batch, "threads": threads}
     failure = compile_failure(artifact_dir)
@@ -48,7 +51,8 @@ def time_inference(
         crosscheck,
         fields,
     )
-    record_or_failure(TimingRecord, config, work, **fields).write(out_json)
+    record = isolated_record(TimingRecord, config, work, stage_limits(limits, "timing"), **fields)
+    record.write(out_json)
 
 
 def _measure_configuration(
@@ -60,9 +64,11 @@ def _measure_configuration(
     crosscheck: dict | None,
     fields: dict[str, Any],
 ) -> TimingRecord:
+    phase("load")
     start = time.perf_counter()
     with backend.load(artifact_dir) as runner:
         load_seconds = time.perf_counter() - start
+        phase("timing")
         # Device work only: outputs may stay on the device (parity asks for host copies).
         result = time_runner(functools.partial(runner.run, data), settings)
         stats = result["stats"]
@@ -88,6 +94,7 @@ def _measure_configuration(
             host = measure(functools.partial(runner.infer, data), settings).stats
             record.host_median_ms, record.host_p99_ms = host.median_ms, host.p99_ms
         if crosscheck and backend.vendor_tool:
+            phase(f"the vendor tool ({backend.vendor_tool})")
             record.vendor = vendor_crosscheck(
                 functools.partial(
                     backend.vendor_benchmark, artifact_dir, data.shape, crosscheck["seconds"]

@@ -1,0 +1,71 @@
+"""Backend code runs in a supervised child: each way a native library dies becomes one line."""
+
+import os
+import signal
+import threading
+
+import faults
+import pytest
+from deploybench.errors import ConfigError
+from deploybench.isolation import ChildDied, Limits, describe_death, run_isolated
+
+NO_LIMITS = Limits()
+
+
+def test_a_result_comes_back(tmp_path):
+    assert run_isolated(faults.answer, NO_LIMITS, str(tmp_path / "job.log")) == 42
+
+
+def test_a_segfault_is_named_with_the_phase(tmp_path):
+    with pytest.raises(ChildDied, match="^killed by SIGSEGV during load$"):
+        run_isolated(faults.segfault, NO_LIMITS, str(tmp_path / "job.log"))
+
+
+def test_an_abort_keeps_the_last_stderr_line(tmp_path):
+    log = tmp_path / "job.log"
+    with pytest.raises(ChildDied) as info:
+        run_isolated(faults.abort, NO_LIMITS, str(log))
+    assert str(info.value) == (
+        "aborted (SIGABRT) during the builder: fatal: builder ran out of tactics"
+    )
+    assert "builder ran out of tactics" in log.read_text()  # the child's stderr is in the log
+
+
+def test_a_hang_is_killed_at_the_time_limit(tmp_path):
+    with pytest.raises(ChildDied, match=r"^no result after 2 s during run: timed out"):
+        run_isolated(faults.hang, Limits(seconds=2), str(tmp_path / "job.log"))
+
+
+def test_memory_above_the_cap_is_killed_with_its_peak(tmp_path):
+    with pytest.raises(ChildDied, match=r"killed during run: memory above the 300 MB cap; peak"):
+        run_isolated(faults.allocate, Limits(memory_mb=300), str(tmp_path / "job.log"))
+
+
+def test_exiting_without_a_result_is_named(tmp_path):
+    with pytest.raises(ChildDied, match="^exited without a result during run$"):
+        run_isolated(faults.exit_silently, NO_LIMITS, str(tmp_path / "job.log"))
+
+
+def test_a_crash_of_our_own_code_names_the_exception(tmp_path):
+    with pytest.raises(ChildDied, match="exited with status 1 .*RuntimeError: an unexpected bug"):
+        run_isolated(faults.bug, NO_LIMITS, str(tmp_path / "job.log"))
+
+
+def test_a_users_error_still_stops_the_job(tmp_path):
+    with pytest.raises(ConfigError, match="fix it in your config"):
+        run_isolated(faults.user_error, NO_LIMITS, str(tmp_path / "job.log"))
+
+
+def test_a_real_sigsegv_sent_to_the_running_child(tmp_path):
+    def send_segv(pid: int) -> None:
+        threading.Timer(1.0, os.kill, (pid, signal.SIGSEGV)).start()
+
+    with pytest.raises(ChildDied, match="^killed by SIGSEGV during run$"):
+        run_isolated(faults.hang, Limits(seconds=60), str(tmp_path / "job.log"), send_segv)
+
+
+def test_the_kernels_oom_killer_is_told_apart_from_other_kills():
+    assert describe_death(-9, "run", [], oom_killed=True, peak_rss_mb=2048) == (
+        "killed by the kernel (out of memory) during run; peak RSS 2048 MB"
+    )
+    assert describe_death(-9, "run", [], peak_rss_mb=None) == "killed by SIGKILL during run"

@@ -1,0 +1,210 @@
+"""Run backend code in a child process the job supervises, the way Polygraphy and
+optimum-benchmark isolate their runners.
+
+Native crashes, aborts, hangs and the kernel's OOM killer are the common failure of deployment
+backends. The child runs the work and writes its result (or the user's hard error) to a file;
+the parent only waits. A child that dies by a signal, exits without a result, runs past its time
+limit or above its memory cap becomes a :class:`ChildDied` with a one-line cause, and the job
+records it like any other failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# How often the parent wakes while it waits: to check the deadline and the child's memory.
+POLL_SECONDS = 1.0
+_PHASE_FILE = "DEPLOYBENCH_PHASE_FILE"
+# cgroup v2 counter of the kernel's OOM kills in this container, where the kernel exposes it.
+OOM_EVENTS = Path("/sys/fs/cgroup/memory.events")
+# Our own log lines (entry.configure_logging's format) at INFO: progress, not a cause.
+_PROGRESS = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ INFO ")
+
+
+class ChildDied(Exception):
+    """The child ended without a result; the message names the cause in one line."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    seconds: float | None = None
+    memory_mb: float | None = None
+
+
+def phase(name: str) -> None:
+    """Say what the child is doing now ("load", "run", ...): a crash report names it."""
+    path = os.environ.get(_PHASE_FILE)
+    if path:
+        Path(path).write_text(name)
+
+
+def _oom_kills() -> int | None:
+    try:
+        for line in OOM_EVENTS.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _last_lines(path: Path, start: int, count: int = 5) -> list[str]:
+    """The child's last lines of output, leaving out our own progress messages."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(start)
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return []
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return [line for line in lines if not _PROGRESS.match(line)][-count:]
+
+
+def describe_death(
+    returncode: int,
+    phase_name: str,
+    last_lines: list[str],
+    *,
+    timed_out_after: float | None = None,
+    memory_cap_mb: float | None = None,
+    peak_rss_mb: float | None = None,
+    oom_killed: bool = False,
+) -> str:
+    """One line naming why a child ended without a result."""
+    during = f" during {phase_name}" if phase_name else ""
+    peak = f"; peak RSS {peak_rss_mb:.0f} MB" if peak_rss_mb else ""
+    last = f": {last_lines[-1][:200]}" if last_lines else ""
+    if timed_out_after is not None:
+        return f"no result after {timed_out_after:.0f} s{during}: timed out (killed)"
+    if memory_cap_mb is not None:
+        return f"killed{during}: memory above the {memory_cap_mb:.0f} MB cap{peak}"
+    if oom_killed:
+        return f"killed by the kernel (out of memory){during}{peak}"
+    if returncode < 0:
+        name = _signal_name(-returncode)
+        if name == "SIGABRT":
+            return f"aborted (SIGABRT){during}{last}"
+        # a SIGKILL nobody here sent: its size tells whether memory was the likely cause
+        return f"killed by {name}{during}{peak if name == 'SIGKILL' else ''}"
+    if returncode == 0:
+        return f"exited without a result{during}{last}"
+    return f"exited with status {returncode} without a result{during}{last}"
+
+
+def run_isolated(
+    work: Callable[[], Any],
+    limits: Limits,
+    log_path: str | None,
+    on_start: Callable[[int], None] | None = None,
+) -> Any:
+    """``work()`` in a child process; its return value, or its hard error re-raised here.
+
+    The child's stdout and stderr go to ``log_path`` (the job's log), so its last lines stay
+    there after a crash. Raises :class:`ChildDied` when the child ends without a result.
+    """
+    with tempfile.TemporaryDirectory(prefix="deploybench-child-") as folder:
+        job = Path(folder) / "job.pickle"
+        result = Path(folder) / "result.pickle"
+        phase_file = Path(folder) / "phase"
+        job.write_bytes(pickle.dumps(work))
+        log = Path(log_path) if log_path else Path(folder) / "child.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        start_offset = log.stat().st_size if log.exists() else 0
+        env = {
+            **os.environ,
+            _PHASE_FILE: str(phase_file),
+            # the child imports what this process imported, from the same places
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        }
+        oom_before = _oom_kills()
+        with log.open("ab") as output:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "deploybench.worker", str(job), str(result)],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+                # its own process group: a timeout kills the vendor tools it started too
+                start_new_session=True,
+            )
+        if on_start is not None:
+            on_start(child.pid)
+        returncode, timed_out, over_cap, peak = _wait(child, limits)
+        if result.exists():
+            outcome, value = pickle.loads(result.read_bytes())
+            if outcome == "hard":
+                raise value
+            return value
+        oom_after = _oom_kills()
+        raise ChildDied(
+            describe_death(
+                returncode,
+                phase_file.read_text() if phase_file.exists() else "",
+                _last_lines(log, start_offset),
+                timed_out_after=limits.seconds if timed_out else None,
+                memory_cap_mb=limits.memory_mb if over_cap else None,
+                peak_rss_mb=peak,
+                oom_killed=None not in (oom_before, oom_after) and oom_after > oom_before,
+            )
+        )
+
+
+def _wait(child: subprocess.Popen, limits: Limits) -> tuple[int, bool, bool, float | None]:
+    """Wait for the child; kill its process group past the deadline or the memory cap."""
+    deadline = None if limits.seconds is None else time.monotonic() + limits.seconds
+    peak: float | None = None
+    timed_out = over_cap = False
+    try:
+        while True:
+            try:
+                return child.wait(timeout=POLL_SECONDS), timed_out, over_cap, peak
+            except subprocess.TimeoutExpired:
+                pass
+            rss = _rss_mb(child.pid)
+            if rss is not None:
+                peak = max(peak or 0.0, rss)
+            if limits.memory_mb is not None and rss is not None and rss > limits.memory_mb:
+                over_cap = True
+                _kill_group(child)
+            elif deadline is not None and time.monotonic() > deadline:
+                timed_out = True
+                _kill_group(child)
+    finally:
+        if child.poll() is None:  # interrupted (Ctrl-C): never leave the child running
+            _kill_group(child)
+            child.wait()
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
