@@ -235,21 +235,14 @@ def test_config_overrides_still_apply_to_the_default_experiment(tmp_path):
 @pytest.mark.slow
 def test_a_backend_registered_from_outside_flows_through_every_stage(tmp_path):
     """The throwaway tests/toy_backend.py, registered through the environment alone."""
-    import os
-
     import onnx
-    from toy_backend import ENVIRONMENT
 
     config = yaml.safe_load(TINY.read_text())
     config["models"]["tiny"]["input_size"] = 32
     config.update(backends=["pytorch", "onnx_reference"], precisions=["fp32"], batch_sizes=[1])
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "DEPLOYBENCH_BACKENDS": ENVIRONMENT,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = isolated_env()
     workdir = tmp_path / "run"
     dry = planned_outputs(snakemake(workdir, "report", "-n", configfile=path, env=env).stdout)
     for stage in ("compiled", "timings", "parity"):
@@ -269,6 +262,118 @@ def test_a_backend_registered_from_outside_flows_through_every_stage(tmp_path):
         assert row["baseline"] == "pytorch fp32" and float(row["speedup"]) > 0
     html = (workdir / "reports" / "report.html").read_text()
     assert "onnx_reference" in html and "fp32 (numpy)" in html
+
+
+def isolated_env() -> dict[str, str]:
+    """The environment for a run with the test backends registered from tests/."""
+    import os
+
+    from faults import FAULTY_ENVIRONMENT
+    from toy_backend import ENVIRONMENT
+
+    return {
+        **os.environ,
+        "DEPLOYBENCH_BACKENDS": f"{ENVIRONMENT},{FAULTY_ENVIRONMENT}",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+@pytest.mark.slow
+def test_native_crashes_become_failed_records_and_the_report_still_renders(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["models"]["tiny"]["input_size"] = 32
+    config.update(
+        backends=["pytorch", "onnxruntime", "faulty"],
+        precisions=["fp32", "fp16", "bf16", "int8"],
+        batch_sizes=[1],
+        limits={"timing_seconds": 10, "parity_seconds": 10, "memory_mb": 1500},
+    )
+    path = tmp_path / "faults.yaml"
+    path.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "run"
+    snakemake(workdir, "report", configfile=path, env=isolated_env())
+
+    rows = {
+        (r["backend"], r["precision"], r["shape"]): r
+        for r in csv.DictReader((workdir / "results" / "summary.csv").open())
+    }
+    expected = {
+        ("fp32", "dynamic"): ("failed", "killed by SIGSEGV during timing"),
+        ("fp32", "static_b1"): ("failed", "killed during timing: memory above the 1500 MB cap"),
+        ("fp16", "dynamic"): (
+            "skipped",
+            "compile failed: aborted (SIGABRT) during compile: fatal: builder ran out",
+        ),
+        ("bf16", "dynamic"): ("failed", "no result after 10 s during load: timed out"),
+        ("int8", "dynamic"): ("failed", "exited without a result during timing"),
+    }
+    for (precision, shape), (status, reason) in expected.items():
+        row = rows[("faulty", precision, shape)]
+        assert (row["status"], row["reason"][: len(reason)]) == (status, reason)
+    assert rows[("faulty", "fp32", "dynamic")]["parity_reason"] == (
+        "killed by SIGSEGV during the parity run"
+    )
+    assert rows[("faulty", "fp16", "dynamic")]["compile_reason"].startswith("aborted (SIGABRT)")
+    # the other backends' results are all there
+    for backend, precision in (
+        ("pytorch", "fp32"),
+        ("onnxruntime", "fp32"),
+        ("onnxruntime", "int8"),
+    ):
+        assert rows[(backend, precision, "dynamic")]["status"] == "ok"
+    html = (workdir / "reports" / "report.html").read_text()
+    assert "killed by SIGSEGV during timing" in html and "onnxruntime int8" in html
+    log = next((workdir / "logs" / "time_inference" / "tiny" / "faulty").rglob("*.log"))
+    assert "runs in child process" in log.read_text()
+
+
+@pytest.mark.slow
+def test_a_sigsegv_sent_to_a_running_timing_job_leaves_the_others_in_the_report(tmp_path):
+    """The issue's scenario: SIGSEGV to the OpenVINO timing job's backend process."""
+    import os
+    import re
+    import signal
+    import time
+
+    pytest.importorskip("openvino")
+    config = yaml.safe_load(TINY.read_text())
+    config.update(
+        backends=["pytorch", "onnxruntime", "openvino"],
+        precisions=["fp32"],
+        shapes=["static"],
+        batch_sizes=[1],
+        crosscheck={"enabled": False},
+    )
+    config["timing"].update(min_seconds=6, max_seconds=30)
+    path = tmp_path / "segv.yaml"
+    path.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    process = subprocess.Popen(
+        snakemake_command(workdir, "report", configfile=path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    log = workdir / "logs/time_inference/tiny/openvino/fp32/static_b1/b1.log"
+    deadline = time.monotonic() + 600
+    pid = None
+    while pid is None:
+        assert process.poll() is None, "the run ended before the OpenVINO timing started"
+        assert time.monotonic() < deadline
+        found = re.search(r"runs in child process (\d+)", log.read_text() if log.exists() else "")
+        if found:
+            pid = int(found.group(1))
+        time.sleep(0.2)
+    time.sleep(1.0)  # into the timing loop
+    os.kill(pid, signal.SIGSEGV)
+    assert process.wait(timeout=600) == 0, "the run must finish"
+
+    rows = {r["backend"]: r for r in csv.DictReader((workdir / "results" / "summary.csv").open())}
+    assert rows["pytorch"]["status"] == "ok" and rows["onnxruntime"]["status"] == "ok"
+    assert rows["openvino"]["status"] == "failed"
+    assert rows["openvino"]["reason"].startswith("killed by SIGSEGV during")
+    html = (workdir / "reports" / "report.html").read_text()
+    assert "killed by SIGSEGV during" in html
 
 
 def test_lint_is_clean(tmp_path):
