@@ -110,6 +110,13 @@ def compile_source(wildcards):
     return f"results/onnx/{wildcards.model}/{wildcards.shape}/model.onnx"
 
 
+def backend_env(wildcards):
+    """envs/<backend>.yaml for --sdm conda; a backend registered from outside without one runs
+    in the workflow's environment (its packages must be installed there)."""
+    own = Path(workflow.basedir) / "envs" / f"{wildcards.backend}.yaml"
+    return str(own if own.exists() else Path(workflow.basedir) / "envs" / "workflow.yaml")
+
+
 def compile_calibration(wildcards):
     if wildcards.precision in get_backend(wildcards.backend).needs_calibration:
         return f"results/inputs/{wildcards.model}/calibration.npz"

@@ -11,7 +11,7 @@ rule compile_model:
     benchmark:
         "benchmarks/compile_model/{model}/{backend}/{precision}/{shape}.tsv"
     conda:
-        "../../envs/{backend}.yaml"
+        backend_env
     params:
         options=backend_options,
         version=backend_version,

@@ -11,7 +11,7 @@ rule time_inference:
     benchmark:
         "benchmarks/time_inference/{model}/{backend}/{precision}/{shape}/b{batch}.tsv"
     conda:
-        "../../envs/{backend}.yaml"
+        backend_env
     threads: workflow.cores
     resources:
         timing_slot=1,
@@ -36,7 +36,7 @@ rule check_parity:
     log:
         "logs/check_parity/{model}/{backend}/{precision}/{shape}.log",
     conda:
-        "../../envs/{backend}.yaml"
+        backend_env
     params:
         tolerance=parity_tolerance,
         threads=TIMING_THREADS,
