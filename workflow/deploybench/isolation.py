@@ -14,6 +14,7 @@ import contextlib
 import os
 import pickle
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -185,11 +186,21 @@ def _wait(child: subprocess.Popen, limits: Limits) -> tuple[int, bool, bool, flo
     peak: float | None = None
     timed_out = over_cap = False
     try:
+        pidfd = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):
+        pidfd = None  # no pidfd (old kernel): Popen.wait polls instead
+    try:
         while True:
-            try:
-                return child.wait(timeout=POLL_SECONDS), timed_out, over_cap, peak
-            except subprocess.TimeoutExpired:
-                pass
+            if pidfd is not None:
+                # sleeps in the kernel until the child ends or the poll interval passes
+                select.select([pidfd], [], [], POLL_SECONDS)
+                if child.poll() is not None:
+                    return child.returncode, timed_out, over_cap, peak
+            else:
+                try:
+                    return child.wait(timeout=POLL_SECONDS), timed_out, over_cap, peak
+                except subprocess.TimeoutExpired:
+                    pass
             rss = _rss_mb(child.pid)
             if rss is not None:
                 peak = max(peak or 0.0, rss)
@@ -200,6 +211,8 @@ def _wait(child: subprocess.Popen, limits: Limits) -> tuple[int, bool, bool, flo
                 timed_out = True
                 _kill_group(child)
     finally:
+        if pidfd is not None:
+            os.close(pidfd)
         if child.poll() is None:  # interrupted (Ctrl-C): never leave the child running
             _kill_group(child)
             child.wait()
