@@ -141,3 +141,25 @@ class FaultyBackend(Backend):
         if fault := self._fault("load", shape):
             fault()
         return FaultyRunner(self._fault("run", shape))
+
+
+class Tally:
+    """A server for a long-lived worker: state kept between calls, and ways to fail."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def add(self, amount: int) -> int:
+        print("printed by a library", flush=True)  # must not corrupt the replies
+        self.total += amount
+        return self.total
+
+    def fail(self) -> None:
+        raise RuntimeError("unsupported op")
+
+    def crash(self) -> None:
+        phase("burst")
+        crash_segfault()
+
+    def hang(self) -> None:
+        crash_hang()

@@ -7,7 +7,14 @@ import threading
 import faults
 import pytest
 from deploybench.errors import ConfigError
-from deploybench.isolation import ChildDied, Limits, describe_death, run_isolated
+from deploybench.isolation import (
+    CallFailed,
+    ChildDied,
+    Limits,
+    Worker,
+    describe_death,
+    run_isolated,
+)
 
 NO_LIMITS = Limits()
 
@@ -69,3 +76,27 @@ def test_the_kernels_oom_killer_is_told_apart_from_other_kills():
         "killed by the kernel (out of memory) during run; peak RSS 2048 MB"
     )
     assert describe_death(-9, "run", [], peak_rss_mb=None) == "killed by SIGKILL during run"
+
+
+def test_a_worker_keeps_its_state_between_calls_and_survives_an_error(tmp_path):
+    log = tmp_path / "job.log"
+    with Worker(faults.Tally, NO_LIMITS, str(log)) as worker:
+        assert worker.call("add", 2) == 2
+        with pytest.raises(CallFailed, match="RuntimeError: unsupported op"):
+            worker.call("fail")
+        assert worker.call("add", 3) == 5
+    assert "printed by a library" in log.read_text()
+
+
+def test_a_worker_that_crashes_in_a_call_is_named_and_gone(tmp_path):
+    worker = Worker(faults.Tally, NO_LIMITS, str(tmp_path / "job.log"))
+    with pytest.raises(ChildDied, match="^killed by SIGSEGV during burst$"):
+        worker.call("crash")
+    worker.close()
+
+
+def test_a_worker_call_past_the_time_limit_is_killed(tmp_path):
+    worker = Worker(faults.Tally, Limits(seconds=1), str(tmp_path / "job.log"))
+    with pytest.raises(ChildDied, match="^no result after 1 s"):
+        worker.call("hang")
+    worker.close()

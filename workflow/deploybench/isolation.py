@@ -221,3 +221,109 @@ def _wait(child: subprocess.Popen, limits: Limits) -> tuple[int, bool, bool, flo
 def _kill_group(child: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
+
+
+class Worker:
+    """A long-lived supervised child that serves calls: built once by ``setup`` in the child,
+    then its methods run on request. Idle, it blocks reading its pipe and uses no CPU.
+
+    A call that crashes the child, or outlasts ``limits.seconds``, raises :class:`ChildDied`;
+    a Python error inside a call raises :class:`CallFailed` and the worker stays usable.
+    """
+
+    def __init__(self, setup: Callable[[], Any], limits: Limits, log_path: str | None) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="deploybench-worker-")
+        folder = Path(self._folder.name)
+        self._phase_file = folder / "phase"
+        self._limits = limits
+        self._log = Path(log_path) if log_path else folder / "worker.log"
+        self._log.parent.mkdir(parents=True, exist_ok=True)
+        self._start_offset = self._log.stat().st_size if self._log.exists() else 0
+        env = {
+            **os.environ,
+            _PHASE_FILE: str(self._phase_file),
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        }
+        with self._log.open("ab") as output:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "deploybench.worker", "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=output,
+                env=env,
+                start_new_session=True,
+            )
+        self.pid = self._child.pid
+        self._send(setup)
+        self._receive()
+
+    def call(self, method: str, *args: Any) -> Any:
+        self._send((method, args))
+        return self._receive()
+
+    def close(self) -> None:
+        if self._child.poll() is None:
+            try:
+                self._send(None)
+                self._child.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired, ChildDied):
+                pass
+            if self._child.poll() is None:
+                _kill_group(self._child)
+                self._child.wait()
+        for stream in (self._child.stdin, self._child.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        self._folder.cleanup()
+
+    def _send(self, message: Any) -> None:
+        try:
+            pickle.dump(message, self._child.stdin)
+            self._child.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._died(timed_out=False)
+
+    def _receive(self) -> Any:
+        deadline = None if self._limits.seconds is None else time.monotonic() + self._limits.seconds
+        while True:
+            wait = POLL_SECONDS if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._child.stdout], [], [], min(wait, POLL_SECONDS))
+            if ready:
+                break
+            if self._child.poll() is not None:
+                self._died(timed_out=False)
+            if deadline is not None and time.monotonic() >= deadline:
+                _kill_group(self._child)
+                self._child.wait()
+                self._died(timed_out=True)
+        try:
+            outcome, value = pickle.load(self._child.stdout)
+        except (EOFError, pickle.UnpicklingError, OSError):
+            self._child.wait()
+            self._died(timed_out=False)
+        if outcome == "hard":
+            raise value
+        if outcome == "error":
+            raise CallFailed(value)
+        return value
+
+    def _died(self, timed_out: bool) -> None:
+        returncode = self._child.wait()
+        raise ChildDied(
+            describe_death(
+                returncode,
+                self._phase_file.read_text() if self._phase_file.exists() else "",
+                _last_lines(self._log, self._start_offset),
+                timed_out_after=self._limits.seconds if timed_out else None,
+            )
+        )
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class CallFailed(Exception):
+    """A call raised inside the worker; the message is the error's first line."""

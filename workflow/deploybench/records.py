@@ -81,11 +81,40 @@ class VendorCheck:
     error: str = ""
 
 
-@dataclass(kw_only=True)
-class Record:
-    """What every record holds: which configuration, its status and why."""
+class JsonRecord:
+    """``to_json``/``from_json`` for a record dataclass; ``KIND`` names it in the file."""
 
     KIND: ClassVar[str] = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.KIND, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], origin: str = "record") -> Self:
+        data = dict(data)
+        kind = data.pop("kind", None)
+        if kind != cls.KIND:
+            raise InputFileError(f"{origin} is a {kind!r} record, not {cls.KIND!r}: rerun its job")
+        try:
+            return _decode(cls, data)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InputFileError(
+                f"{origin} does not match this deploybench's {cls.KIND} record ({exc}): "
+                "delete it and rerun"
+            ) from exc
+
+    def write(self, path: str | Path) -> None:
+        write_json(path, self.to_json())
+
+    @classmethod
+    def read(cls, path: str | Path) -> Self:
+        return cls.from_json(read_json(path), origin=str(path))
+
+
+@dataclass(kw_only=True)
+class Record(JsonRecord):
+    """What every configuration's record holds: which configuration, its status and why."""
+
     model: str
     backend: str
     precision: str
@@ -122,31 +151,6 @@ class Record:
     @property
     def is_ok(self) -> bool:
         return self.status is Status.OK
-
-    # ---- JSON
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.KIND, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], origin: str = "record") -> Self:
-        data = dict(data)
-        kind = data.pop("kind", None)
-        if kind != cls.KIND:
-            raise InputFileError(f"{origin} is a {kind!r} record, not {cls.KIND!r}: rerun its job")
-        try:
-            return _decode(cls, data)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise InputFileError(
-                f"{origin} does not match this deploybench's {cls.KIND} record ({exc}): "
-                "delete it and rerun"
-            ) from exc
-
-    def write(self, path: str | Path) -> None:
-        write_json(path, self.to_json())
-
-    @classmethod
-    def read(cls, path: str | Path) -> Self:
-        return cls.from_json(read_json(path), origin=str(path))
 
     # ---- the summary table
     def summary(self, prefix: str = "", with_keys: bool = True) -> dict[str, Any]:
@@ -221,27 +225,70 @@ class ParityRecord(Record):
     execution: dict[str, Any] = field(default_factory=dict, metadata=DETAIL)
 
 
-@dataclass
-class Speedup:
-    """Median latency of the baseline over this configuration's, at the same model and batch."""
+@dataclass(kw_only=True)
+class ComparedConfig:
+    """One configuration in an interleaved comparison: its rounds and its paired speedup."""
 
-    speedup: float | None = None
-    speedup_ci_low: float | None = None
+    backend: str
+    precision: str
+    shape: str
+    status: Status
+    reason: str = ""
+    rounds: int = 0  # rounds it was measured in
+    median_ms: float | None = None  # median of its per-round medians
+    speedup: float | None = None  # median of the per-round baseline / this ratios
+    speedup_ci_low: float | None = None  # bootstrap 95% CI over rounds
     speedup_ci_high: float | None = None
     baseline: str | None = None
+    foreign_cpu_max: float | None = None  # most cores other processes used during a burst
+    round_medians_ms: list[float | None] = field(default_factory=list, metadata=DETAIL)
+    latencies_ms: list[list[float]] = field(default_factory=list, metadata=DETAIL)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.backend, self.precision, self.shape)
 
 
-# How the summary row is put together: a timing (or skip) row, then its parity and compile
-# records under a prefix, then the speedup the collector derives.
-PARITY_PREFIX, COMPILE_PREFIX = "parity_", "compile_"
+@dataclass(kw_only=True)
+class ComparisonRecord(JsonRecord):
+    """Every configuration of one model at one batch size, timed side by side in shuffled,
+    interleaved rounds (the source of the speedups and the recommendation)."""
+
+    KIND: ClassVar[str] = "comparison"
+    model: str
+    batch: int
+    threads: int
+    rounds: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    baseline: str | None = None
+    configs: list[ComparedConfig] = field(default_factory=list)
+    note: str = ""
+
+
+# How the summary row is put together: a timing (or skip) row, then its parity, compile and
+# comparison records under a prefix.
+PARITY_PREFIX, COMPILE_PREFIX, COMPARISON_PREFIX = "parity_", "compile_", "cmp_"
+_CONFIG_KEYS = ("backend", "precision", "shape")
+
+
+def comparison_summary(config: ComparedConfig) -> dict[str, Any]:
+    row = _flatten(config, COMPARISON_PREFIX)
+    for key in _CONFIG_KEYS:
+        row.pop(COMPARISON_PREFIX + key)
+    return row
 
 
 def summary_columns() -> list[str]:
+    comparison = [
+        c
+        for c in _column_names(ComparedConfig, COMPARISON_PREFIX)
+        if c.removeprefix(COMPARISON_PREFIX) not in _CONFIG_KEYS
+    ]
     columns = [
         *TimingRecord.columns(),
         *ParityRecord.columns(PARITY_PREFIX, with_keys=False),
         *CompileRecord.columns(COMPILE_PREFIX, with_keys=False),
-        *_column_names(Speedup, ""),
+        *comparison,
     ]
     return list(dict.fromkeys(columns))
 

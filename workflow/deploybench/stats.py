@@ -62,3 +62,36 @@ def summarize(latencies_ms: np.ndarray | list[float]) -> LatencyStats:
         median_ci_low_ms=low,
         median_ci_high_ms=high,
     )
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """A paired ratio over interleaved rounds: the median of the per-round ratios and its
+    bootstrap 95% CI over rounds. ``tie`` when the CI cannot separate the two (it spans 1)."""
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    rounds: int
+
+    @property
+    def tie(self) -> bool:
+        return self.ci_low <= 1.0 <= self.ci_high
+
+
+def paired_ratio(numerator: np.ndarray, denominator: np.ndarray) -> RatioEstimate:
+    """``numerator[r] / denominator[r]`` for every round both measured, summarised over rounds.
+
+    Pairing by round cancels the drift both saw in that round: the ratio is stable where each
+    side's absolute latency is not. Speedup of B over A = paired_ratio(A's, B's round medians).
+    """
+    top = np.asarray(numerator, dtype=np.float64)
+    bottom = np.asarray(denominator, dtype=np.float64)
+    if top.shape != bottom.shape or top.ndim != 1:
+        raise ValueError("paired rounds need two 1-D sequences of the same length")
+    both = np.isfinite(top) & np.isfinite(bottom) & (bottom > 0)
+    if not both.any():
+        raise ValueError("no round measured both sides")
+    ratios = top[both] / bottom[both]
+    low, high = bootstrap_median_ci(ratios)
+    return RatioEstimate(float(np.median(ratios)), low, high, int(both.sum()))

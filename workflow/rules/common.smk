@@ -3,6 +3,7 @@
 import json
 import re
 import sys
+from operator import attrgetter
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -58,6 +59,7 @@ def canonical(value):
 
 
 TIMING_SETTINGS = canonical(config["timing"])
+COMPARISON_SETTINGS = canonical(config["comparison"])
 
 
 def model_spec(wildcards):
@@ -98,6 +100,32 @@ def config_key(wildcards):
         "precision": wildcards.precision,
         "shape": wildcards.shape,
     }
+
+
+def _compared(wildcards):
+    """The planned configurations of this model at this batch size, in a fixed order."""
+    batch = int(wildcards.batch)
+    rows = [r for r in PLANNED if r.model == wildcards.model and r.batch == batch]
+    return sorted(rows, key=attrgetter("backend", "precision", "shape"))
+
+
+def comparison_configs(wildcards):
+    # each configuration's options and version: a change reruns the comparisons it is in
+    return [
+        {
+            "key": canonical(r.key.as_dict()),
+            "options": canonical(config["backend_options"].get(r.backend, {})),
+            "version": get_backend(r.backend).version(),
+        }
+        for r in _compared(wildcards)
+    ]
+
+
+def comparison_artifacts(wildcards):
+    return [
+        f"results/compiled/{r.model}/{r.backend}/{r.precision}/{r.shape}"
+        for r in _compared(wildcards)
+    ]
 
 
 # ---------------------------------------------------------------- inputs
@@ -149,6 +177,10 @@ def compile_targets():
         f"results/compiled/{r.model}/{r.backend}/{r.precision}/{r.shape}"
         for r in PLANNED
     )
+
+
+def comparison_targets():
+    return _unique(f"results/comparisons/{r.model}/b{r.batch}.json" for r in PLANNED)
 
 
 def onnx_fact_targets():

@@ -45,3 +45,28 @@ rule check_parity:
         key=config_key,
     script:
         "../scripts/check_parity.py"
+
+
+# One per model and batch size: every configuration side by side in interleaved rounds. Like
+# a timing job it takes every core and the timing slot.
+rule compare_configs:
+    input:
+        artifacts=comparison_artifacts,
+        evaluation="results/inputs/{model}/evaluation.npz",
+    output:
+        comparison="results/comparisons/{model}/b{batch}.json",
+    log:
+        "logs/compare_configs/{model}/b{batch}.log",
+    benchmark:
+        "benchmarks/compare_configs/{model}/b{batch}.tsv"
+    conda:
+        "../../envs/compare.yaml"
+    threads: workflow.cores
+    resources:
+        timing_slot=1,
+    params:
+        configs=comparison_configs,
+        comparison=COMPARISON_SETTINGS,
+        threads=TIMING_THREADS,
+    script:
+        "../scripts/compare_configs.py"

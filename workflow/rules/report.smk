@@ -2,12 +2,14 @@ rule collect_results:
     input:
         timings=timing_targets(),
         parity=parity_targets(),
+        comparisons=comparison_targets(),
         artifacts=compile_targets(),
         onnx_facts=onnx_fact_targets(),
         model_facts=model_fact_targets(),
     output:
         summary="results/summary.csv",
         latencies="results/latencies.csv",
+        rounds="results/rounds.csv",
     log:
         "logs/collect_results.log",
     conda:
@@ -22,6 +24,7 @@ rule render_report:
     input:
         summary="results/summary.csv",
         latencies="results/latencies.csv",
+        rounds="results/rounds.csv",
         onnx_facts=onnx_fact_targets(),
         model_facts=model_fact_targets(),
     output:

@@ -6,6 +6,7 @@ run_job(
     render_report,
     summary_csv=snakemake.input.summary,
     latencies_csv=snakemake.input.latencies,
+    rounds_csv=snakemake.input.rounds,
     onnx_fact_paths=list(snakemake.input.onnx_facts),
     model_fact_paths=list(snakemake.input.model_facts),
     timing=snakemake.params.timing,

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import hardware
 from ..backends import get_backend
 from ..backends.base import installed_version
 from ..io import atomic_path, read_json
 from ..records import missing, summary_columns
+from ..stats import paired_ratio
 
 # The workflow's own stack; each backend's packages come from its class.
 WORKFLOW_DISTRIBUTIONS = ("onnx", "onnxscript", "onnxsim", "onnxslim", "numpy", "snakemake")
@@ -35,7 +38,7 @@ class Column:
 # Shown for every row; the rest only for configurations that ran (else their reason).
 IDENTITY_COLUMNS = ("backend", "precision", "shape", "batch", "status")
 RESULT_COLUMNS = (
-    Column("median ms", ("median_ms",)),
+    Column("own job: median ms", ("median_ms",)),
     Column("95% CI", ("median_ci_low_ms", "median_ci_high_ms")),
     Column("p90", ("p90_ms",)),
     Column("p99", ("p99_ms",)),
@@ -43,7 +46,9 @@ RESULT_COLUMNS = (
     Column("n", ("n",)),
     Column("cold ms", ("cold_ms",)),
     Column("img/s", ("throughput_per_s",)),
-    Column("speedup", ("speedup",)),
+    Column("side-by-side ms", ("cmp_median_ms",)),
+    Column("speedup", ("cmp_speedup",)),
+    Column("speedup CI", ("cmp_speedup_ci_low", "cmp_speedup_ci_high")),
     Column("parity", ("parity_verdict",)),
     Column("executes as", ("execution_precision",)),
     Column("compile s", ("compile_seconds",)),
@@ -131,11 +136,47 @@ def config_labels(frame):
     return frame["backend"] + " " + frame["precision"] + " " + frame["shape"]
 
 
-def recommend(model_rows, pretrained: bool) -> list[dict[str, Any]]:
-    """Per batch size: the fastest configuration whose outputs pass parity."""
+PARITY_RANK = {"pass": 0, "inconclusive": 1}
+
+
+def _rounds_of(rounds, row) -> np.ndarray:
+    """A configuration's per-round medians in the side-by-side comparison, by round number."""
+    # (rounds.shape would be the frame's size: columns by name throughout)
+    mine = rounds[
+        (rounds["model"] == row["model"])
+        & (rounds["backend"] == row["backend"])
+        & (rounds["precision"] == row["precision"])
+        & (rounds["shape"] == row["shape"])
+        & (rounds["batch"] == row["batch"])
+    ]
+    series = np.full(int(rounds["round"].max()) + 1 if len(rounds) else 0, np.nan)
+    series[mine["round"].to_numpy(dtype=int)] = mine.median_ms.to_numpy()
+    return series
+
+
+def _comparison_notes(rows) -> list[str]:
+    """Why a batch size of this model has no speedups, where it has none."""
+    notes = []
+    for batch, group in rows[rows.status == "ok"].groupby("batch"):
+        measured = group[group.cmp_status == "ok"]
+        if len(measured) <= 1:
+            notes.append(f"batch {batch}: nothing to compare side by side: only the baseline ran")
+        elif measured.cmp_speedup.isna().all():
+            notes.append(f"batch {batch}: no speedups: the baseline was not measured side by side")
+    return notes
+
+
+def _label(row) -> str:
+    return f"{row['backend']} {row['precision']} ({row['shape']})"
+
+
+def recommend(model_rows, rounds, pretrained: bool) -> list[dict[str, Any]]:
+    """Per batch size: the fastest configuration in the side-by-side comparison whose outputs
+    pass parity. Configurations the paired CI cannot tell from the fastest are a tie, settled
+    by better parity, then the smaller artifact, and the pick says so."""
     picks = []
-    ok = model_rows[model_rows.status == "ok"]
-    for batch, group in ok.groupby("batch"):
+    compared = model_rows[(model_rows.status == "ok") & (model_rows.cmp_status == "ok")]
+    for batch, group in compared.groupby("batch"):
         passing = group[group.parity_verdict.isin(ACCEPTABLE_PARITY)]
         note = ""
         if passing.empty and not pretrained:
@@ -146,8 +187,34 @@ def recommend(model_rows, pretrained: bool) -> list[dict[str, Any]]:
                 {"batch": int(batch), "row": None, "note": "no configuration passed parity"}
             )
             continue
-        best = passing.sort_values("median_ms").iloc[0].to_dict()
-        picks.append({"batch": int(batch), "row": best, "note": note})
+        ranked = passing.sort_values("cmp_median_ms").to_dict("records")
+        fastest = ranked[0]
+        tied = []
+        for other in ranked[1:]:
+            estimate = paired_ratio(_rounds_of(rounds, other), _rounds_of(rounds, fastest))
+            if estimate.tie:
+                tied.append((other, estimate))
+        pick, tie_note = fastest, ""
+        if tied:
+            group_rows = [fastest, *(row for row, _ in tied)]
+            pick = min(
+                group_rows,
+                key=lambda r: (
+                    PARITY_RANK.get(r["parity_verdict"], 2),
+                    r["compile_artifact_bytes"],
+                    r["cmp_median_ms"],
+                ),
+            )
+            spans = "; ".join(
+                f"{_label(row)} / {_label(fastest)} {e.ci_low:.2f}–{e.ci_high:.2f}"
+                for row, e in tied
+            )
+            tie_note = (
+                f"{', '.join(_label(r) for r in group_rows)} are equally fast here (CI of the "
+                f"latency ratio spans 1: {spans}); picked {_label(pick)} by better parity, "
+                "then smaller artifact"
+            )
+        picks.append({"batch": int(batch), "row": pick, "note": note, "tie": tie_note})
     return picks
 
 
@@ -174,26 +241,8 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
     ok["config"] = config_labels(ok) + failing
     ok["batch"] = ok["batch"].astype(int)
 
-    if ok.speedup.notna().any():
-        order = ok.groupby("config").speedup.max().sort_values(ascending=False).index
-        fig, ax = _rows_figure(plt, order)
-        sns.barplot(
-            data=ok,
-            y="config",
-            x="speedup",
-            hue="batch",
-            order=order,
-            ax=ax,
-            palette="viridis",
-            orient="h",
-        )
-        ax.axvline(1.0, color="black", lw=1, ls="--")
-        ax.set(
-            xlabel="speedup over the baseline (median latency ratio)",
-            ylabel="",
-            title=f"{model}: speedup",
-        )
-        figures["speedup"] = _figure_to_data_uri(fig)
+    if ok.cmp_speedup.notna().any():
+        figures["speedup"] = _speedup_figure(plt, sns, model, ok[ok.cmp_speedup.notna()])
 
     lat = latencies[latencies.model == model].copy()
     if not lat.empty:
@@ -248,6 +297,35 @@ def _plots(model: str, rows, latencies) -> dict[str, str]:
     return figures
 
 
+def _speedup_figure(plt, sns, model: str, rows) -> str:
+    """Paired speedups from the side-by-side comparison, with their CIs over rounds."""
+    order = rows.groupby("config").cmp_speedup.max().sort_values(ascending=False).index
+    batches = sorted(rows.batch.unique())
+    colours = dict(zip(batches, sns.color_palette("viridis", len(batches)), strict=True))
+    height = 0.8 / len(batches)
+    fig, ax = _rows_figure(plt, order)
+    position = {config: i for i, config in enumerate(order)}
+    for index, batch in enumerate(batches):
+        part = rows[rows.batch == batch]
+        y = [position[c] - 0.4 + height * (index + 0.5) for c in part.config]
+        error = [
+            part.cmp_speedup - part.cmp_speedup_ci_low,
+            part.cmp_speedup_ci_high - part.cmp_speedup,
+        ]
+        ax.barh(y, part.cmp_speedup, height=height, color=colours[batch], label=f"batch {batch}")
+        ax.errorbar(part.cmp_speedup, y, xerr=error, fmt="none", ecolor="black", capsize=2)
+    ax.set_yticks(range(len(order)), order)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="black", lw=1, ls="--")
+    ax.legend(loc="lower right")
+    ax.set(
+        xlabel="speedup over the baseline: median of per-round paired ratios, 95% CI over rounds",
+        ylabel="",
+        title=f"{model}: speedup (side-by-side comparison)",
+    )
+    return _figure_to_data_uri(fig)
+
+
 def _range(low_column, high_column) -> tuple[float, float] | None:
     low, high = low_column.min(), high_column.max()
     return None if missing(low) or missing(high) else (low, high)
@@ -269,6 +347,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def render_report(
     summary_csv: str,
     latencies_csv: str,
+    rounds_csv: str,
     onnx_fact_paths: list[str],
     model_fact_paths: list[str],
     timing: dict[str, Any],
@@ -280,6 +359,7 @@ def render_report(
 
     summary = pd.read_csv(summary_csv).reindex(columns=summary_columns())
     latencies = pd.read_csv(latencies_csv)
+    rounds = pd.read_csv(rounds_csv)
 
     model_facts = {}
     for path in model_fact_paths:
@@ -309,7 +389,8 @@ def render_report(
                 "name": model,
                 "facts": facts,
                 "pretrained": pretrained,
-                "recommendations": recommend(rows, pretrained),
+                "recommendations": recommend(rows, rounds, pretrained),
+                "comparison_notes": _comparison_notes(rows),
                 # skips are listed once, grouped, under "Failures and skips"
                 "rows": table_rows(rows[rows.status != "skipped"]),
                 "figures": _plots(model, rows, latencies),
@@ -341,7 +422,7 @@ def render_report(
         vendor_tools=_vendor_tools(summary),
         identity_columns=IDENTITY_COLUMNS,
         result_columns=RESULT_COLUMNS,
-        baselines=sorted(summary.baseline.dropna().unique()),
+        baselines=sorted(summary.cmp_baseline.dropna().unique()),
         parity_rows=parity_rows.to_dict("records"),
         problems=problems.to_dict("records"),
         onnx_facts=onnx_facts,

@@ -1,0 +1,211 @@
+"""Every configuration of one model at one batch size, timed side by side.
+
+Separate timing jobs minutes apart drift by tens of percent on shared machines, so the
+speedups and the recommendation come from here: each configuration is loaded in its own worker
+process (a crash or a library's thread pool cannot disturb the others; idle workers block and
+use no CPU), then R rounds run; in each round every configuration runs one short burst (its own
+brief warm-up, then a minimum count and duration) in a freshly shuffled order, each after an
+idle gap so the previous configuration's threads have stopped spinning. No library's threading
+policy is changed. Speedups are paired per round, so drift that hits a round hits both sides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backends import Backend, baseline_backend
+from ..io import load_npz
+from ..isolation import CallFailed, ChildDied, Worker, phase
+from ..records import ComparedConfig, ComparisonRecord, Status
+from ..specs import ConfigKey, TimingSettings
+from ..stats import paired_ratio
+from ..timing import measure
+from .common import bind_backend, compile_failure, job_log_path, stage_limits
+from .inference import make_batch
+
+log = logging.getLogger("deploybench")
+BASELINE_PRECISION = "fp32"
+
+
+class BurstServer:
+    """What a comparison worker serves: one loaded configuration, timed in bursts."""
+
+    def __init__(self, backend: Backend, artifact_dir: Path, data: np.ndarray) -> None:
+        phase("load")
+        self._runner = backend.load(artifact_dir)
+        self._step = functools.partial(self._runner.run, data)
+
+    def burst(self, settings: TimingSettings) -> tuple[list[float], float | None]:
+        phase("a burst")
+        attempt = measure(self._step, settings)
+        return attempt.latencies_ms, attempt.foreign_cpu
+
+
+def burst_settings(comparison: dict[str, Any], warmup: bool = False) -> TimingSettings:
+    """The timing policy of one burst (or of the first, longer warm-up)."""
+    return TimingSettings(
+        threads=None,
+        warmup_iterations=comparison["burst_warmup_iterations"],
+        warmup_seconds=comparison["warmup_seconds" if warmup else "burst_warmup_seconds"],
+        min_iterations=comparison["burst_min_iterations"],
+        min_seconds=comparison["burst_seconds"],
+        max_seconds=max(comparison["burst_max_seconds"], comparison["burst_seconds"]),
+        max_cv=float("inf"),
+        max_foreign_cpu=float("inf"),
+        retries_if_noisy=0,
+    )
+
+
+@dataclasses.dataclass
+class _Contender:
+    entry: ComparedConfig
+    worker: Worker | None = None
+
+
+def compare_configs(
+    artifact_dirs: list[str],
+    inputs_npz: str,
+    model: str,
+    configs: list[dict[str, Any]],
+    batch: int,
+    threads: int,
+    comparison: dict[str, Any],
+    limits: dict[str, Any],
+    out_json: str,
+) -> None:
+    """``configs``: each ``{"key": ..., "options": ...}``, in the order of ``artifact_dirs``."""
+    data = make_batch(load_npz(inputs_npz)["evaluation"], batch)
+    baseline = f"{baseline_backend()} {BASELINE_PRECISION}"
+    contenders = [
+        _contender(ConfigKey(**c["key"]), d) for c, d in zip(configs, artifact_dirs, strict=True)
+    ]
+    try:
+        _start_workers(contenders, configs, artifact_dirs, data, threads, limits)
+        _run_rounds(contenders, comparison)
+    finally:
+        for contender in contenders:
+            if contender.worker is not None:
+                contender.worker.close()
+    entries = [c.entry for c in contenders]
+    note = _add_speedups(entries, baseline)
+    ComparisonRecord(
+        model=model,
+        batch=batch,
+        threads=threads,
+        rounds=comparison["rounds"],
+        settings=comparison,
+        baseline=baseline,
+        configs=entries,
+        note=note,
+    ).write(out_json)
+
+
+def _contender(key: ConfigKey, artifact_dir: str) -> _Contender:
+    entry = ComparedConfig(
+        backend=key.backend, precision=key.precision, shape=key.shape, status=Status.OK
+    )
+    failure = compile_failure(artifact_dir)
+    if failure:
+        entry.status, entry.reason = Status.SKIPPED, failure
+    return _Contender(entry)
+
+
+def _fail(contender: _Contender, reason: str) -> None:
+    log.error("%s: %s", " ".join(contender.entry.key), reason)
+    contender.entry.status, contender.entry.reason = Status.FAILED, reason
+    if contender.worker is not None:
+        contender.worker.close()
+        contender.worker = None
+
+
+def _start_workers(contenders, configs, artifact_dirs, data, threads, limits) -> None:
+    for contender, config, artifact_dir in zip(contenders, configs, artifact_dirs, strict=True):
+        if contender.entry.status is not Status.OK:
+            continue
+        key = ConfigKey(**config["key"])
+        setup = functools.partial(
+            BurstServer, bind_backend(key, threads, config["options"]), Path(artifact_dir), data
+        )
+        try:
+            contender.worker = Worker(setup, stage_limits(limits, "timing"), job_log_path())
+            log.info("%s loaded in worker %d", " ".join(contender.entry.key), contender.worker.pid)
+        except (ChildDied, CallFailed) as exc:
+            _fail(contender, str(exc))
+
+
+def _call_burst(contender: _Contender, settings: TimingSettings):
+    try:
+        return contender.worker.call("burst", settings)
+    except (ChildDied, CallFailed) as exc:
+        _fail(contender, str(exc))
+        return None
+
+
+def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any]) -> None:
+    live = [c for c in contenders if c.worker is not None]
+    for contender in live:  # the first warm-up, longer than a burst's own
+        _call_burst(contender, burst_settings(comparison, warmup=True))
+    order_rng = random.Random(0)
+    rounds = comparison["rounds"]
+    for contender in contenders:
+        contender.entry.round_medians_ms = [None] * rounds
+    for number in range(rounds):
+        order = [c for c in contenders if c.worker is not None]
+        order_rng.shuffle(order)
+        for contender in order:
+            # let the previous configuration's threads stop spinning before this burst
+            time.sleep(comparison["gap_seconds"])
+            result = _call_burst(contender, burst_settings(comparison))
+            if result is None:
+                continue
+            latencies, foreign = result
+            entry = contender.entry
+            entry.latencies_ms.append(latencies)
+            entry.round_medians_ms[number] = float(np.median(latencies))
+            entry.rounds += 1
+            if foreign is not None:
+                entry.foreign_cpu_max = max(entry.foreign_cpu_max or 0.0, foreign)
+        log.info("round %d/%d done", number + 1, rounds)
+
+
+def _round_medians(entry: ComparedConfig) -> np.ndarray:
+    return np.array([np.nan if m is None else m for m in entry.round_medians_ms], dtype=float)
+
+
+def _add_speedups(entries: list[ComparedConfig], baseline: str) -> str:
+    """Each configuration's median of round medians and paired speedup over the baseline."""
+    base_backend, base_precision = baseline.split()
+    base = next(
+        (
+            e
+            for e in entries
+            if (e.backend, e.precision) == (base_backend, base_precision)
+            and e.status is Status.OK
+            and e.rounds
+        ),
+        None,
+    )
+    for entry in entries:
+        if entry.status is Status.OK and entry.rounds:
+            entry.median_ms = float(np.nanmedian(_round_medians(entry)))
+        elif entry.status is Status.OK:
+            entry.status, entry.reason = Status.FAILED, "measured in no round"
+    if base is None:
+        return f"no speedups: the baseline ({baseline}) was not measured"
+    others = [e for e in entries if e.status is Status.OK and e is not base]
+    if not others:
+        return "nothing to compare: only the baseline ran"
+    for entry in [base, *others]:
+        estimate = paired_ratio(_round_medians(base), _round_medians(entry))
+        entry.speedup = estimate.ratio
+        entry.speedup_ci_low, entry.speedup_ci_high = estimate.ci_low, estimate.ci_high
+        entry.baseline = baseline
+    return ""
