@@ -142,7 +142,9 @@ def backend_env(wildcards):
     """envs/<backend>.yaml for --sdm conda; a backend registered from outside without one runs
     in the workflow's environment (its packages must be installed there)."""
     own = Path(workflow.basedir) / "envs" / f"{wildcards.backend}.yaml"
-    return str(own if own.exists() else Path(workflow.basedir) / "envs" / "workflow.yaml")
+    return str(
+        own if own.exists() else Path(workflow.basedir) / "envs" / "workflow.yaml"
+    )
 
 
 def compile_calibration(wildcards):
