@@ -8,84 +8,137 @@ pytest.importorskip("seaborn")
 
 from deploybench.backends import get_backend  # noqa: E402
 from deploybench.records import summary_columns  # noqa: E402
-from deploybench.stages.collect import add_speedups  # noqa: E402
 from deploybench.stages.report import RESULT_COLUMNS, recommend, render_report  # noqa: E402
+from deploybench.stats import paired_ratio  # noqa: E402
 
 TIMING = {"max_cv": 0.15, "warmup_iterations": 10}
 
 
-def summary_rows():
-    base = {
-        "model": "m",
-        "shape": "dynamic",
-        "status": "ok",
-        "n": 30,
-        "cv": 0.05,
-        "p90_ms": 0,
-        "p99_ms": 0,
-        "cold_ms": 1.0,
-        "noisy": False,
-        "noise": "",
-        "throughput_per_s": 1.0,
-    }
-    rows = []
-    for backend, precision, median, parity in [
-        ("pytorch", "fp32", 10.0, "pass"),
-        ("onnxruntime", "fp32", 5.0, "pass"),
-        ("onnxruntime", "int8", 2.0, "fail"),
-    ]:
+ROUNDS = 12
+# The machine's speed in each round: drift of +-50%, the same for every configuration.
+DRIFT = 1 + 0.5 * np.sin(np.arange(ROUNDS))
+
+
+def comparison(configs, batch=1):
+    """Summary rows and per-round medians for configurations timed side by side.
+
+    ``configs``: (backend, precision, shape, per-round latency factor, parity, artifact bytes).
+    """
+    rows, rounds = [], []
+    base = None
+    for backend, precision, shape, factor, parity, size in configs:
+        medians = 10.0 * DRIFT * np.asarray(factor, dtype=float)
+        if (backend, precision) == ("pytorch", "fp32"):
+            base = medians
+        rounds += [
+            {"model": "m", "backend": backend, "precision": precision, "shape": shape,
+             "batch": batch, "round": r, "median_ms": m}
+            for r, m in enumerate(medians)
+        ]  # fmt: skip
         rows.append(
             {
-                **base,
+                "model": "m",
                 "backend": backend,
                 "precision": precision,
-                "batch": 1,
-                "median_ms": median,
-                "median_ci_low_ms": median * 0.9,
-                "median_ci_high_ms": median * 1.1,
+                "shape": shape,
+                "batch": batch,
+                "status": "ok",
+                "n": 30,
+                "cv": 0.05,
+                "median_ms": float(np.median(medians)),
+                "median_ci_low_ms": float(np.median(medians)) * 0.9,
+                "median_ci_high_ms": float(np.median(medians)) * 1.1,
+                "noisy": False,
                 "parity_status": "ok",
                 "parity_verdict": parity,
                 "parity_reason": "<b>why</b>",
+                "compile_artifact_bytes": size,
+                "cmp_status": "ok",
+                "cmp_rounds": ROUNDS,
+                "cmp_median_ms": float(np.median(medians)),
+                "_medians": medians,
             }
         )
-    rows.append(
-        {
-            "model": "m",
-            "backend": "openvino",
-            "precision": "fp32",
-            "shape": "dynamic",
-            "batch": 1,
-            "status": "skipped",
-            "reason": "openvino not installed",
-        }
+    for row in rows:
+        estimate = paired_ratio(base, row.pop("_medians"))
+        row.update(
+            cmp_speedup=estimate.ratio,
+            cmp_speedup_ci_low=estimate.ci_low,
+            cmp_speedup_ci_high=estimate.ci_high,
+            cmp_baseline="pytorch fp32",
+        )
+    frame = pd.DataFrame(rows).reindex(columns=summary_columns())
+    return frame, pd.DataFrame(rounds)
+
+
+def noisy(level, seed):
+    return 1 + np.random.default_rng(seed).normal(0, level, ROUNDS)
+
+
+def summary_rows():
+    frame, rounds = comparison(
+        [
+            ("pytorch", "fp32", "dynamic", 1.0, "pass", 100),
+            ("onnxruntime", "fp32", "dynamic", 0.5, "pass", 100),
+            ("onnxruntime", "int8", "dynamic", 0.2, "fail", 50),
+        ]
     )
-    rows.append(
-        {
-            "model": "m",
-            "backend": "openvino",
-            "precision": "int8",
-            "shape": "dynamic",
-            "batch": 1,
-            "status": "failed",
-            "reason": "RuntimeError: boom",
-        }
-    )
-    return add_speedups(pd.DataFrame(rows).reindex(columns=summary_columns()))
+    extra = pd.DataFrame(
+        [
+            {"model": "m", "backend": "openvino", "precision": "fp32", "shape": "dynamic",
+             "batch": 1, "status": "skipped", "reason": "openvino not installed"},
+            {"model": "m", "backend": "openvino", "precision": "int8", "shape": "dynamic",
+             "batch": 1, "status": "failed", "reason": "RuntimeError: boom"},
+        ]
+    )  # fmt: skip
+    return pd.concat([frame, extra.reindex(columns=summary_columns())]), rounds
 
 
 def test_recommendation_is_the_fastest_that_passes_parity():
-    frame = summary_rows()
-    (pick,) = recommend(frame[frame.model == "m"], pretrained=True)
+    frame, rounds = summary_rows()
+    (pick,) = recommend(frame, rounds, pretrained=True)
     assert pick["row"]["backend"] == "onnxruntime" and pick["row"]["precision"] == "fp32"
-    assert pick["row"]["speedup"] == pytest.approx(2.0)
-    # conservative interval: 9/5.5 .. 11/4.5
-    assert pick["row"]["speedup_ci_low"] == pytest.approx(9 / 5.5)
-    assert pick["row"]["speedup_ci_high"] == pytest.approx(11 / 4.5)
+    # drift of +-50% cancels in the paired ratio: exactly 2x every round
+    assert pick["row"]["cmp_speedup"] == pytest.approx(2.0)
+    assert pick["row"]["cmp_speedup_ci_low"] == pytest.approx(2.0)
+    assert not pick["tie"]
+
+
+def test_configurations_the_paired_ci_cannot_separate_are_a_tie_settled_by_parity_then_size():
+    frame, rounds = comparison(
+        [
+            ("pytorch", "fp32", "dynamic", 1.0, "pass", 100),
+            # 1% faster on the median, but +-10% round to round: the CI spans 1
+            ("onnxruntime", "fp32", "dynamic", 0.50 * noisy(0.10, 1), "pass", 900),
+            ("openvino", "fp32", "dynamic", 0.505 * noisy(0.10, 2), "pass", 300),
+            ("openvino", "int8", "dynamic", 0.50 * noisy(0.10, 3), "inconclusive", 50),
+        ]
+    )
+    (pick,) = recommend(frame, rounds, pretrained=True)
+    assert "equally fast here" in pick["tie"] and "spans 1" in pick["tie"]
+    # among the tied ones (all pass parity) the smaller artifact wins
+    assert (pick["row"]["backend"], pick["row"]["precision"]) == ("openvino", "fp32")
+    assert "picked openvino fp32 (dynamic) by better parity, then smaller artifact" in pick["tie"]
+
+
+def test_a_steady_small_lead_is_not_a_tie_even_under_drift():
+    frame, rounds = comparison(
+        [
+            ("pytorch", "fp32", "dynamic", 1.0, "pass", 100),
+            ("onnxruntime", "fp32", "dynamic", 0.50 * noisy(0.005, 1), "pass", 900),
+            ("openvino", "fp32", "dynamic", 0.53 * noisy(0.005, 2), "pass", 300),
+        ]
+    )
+    (pick,) = recommend(frame, rounds, pretrained=True)
+    assert not pick["tie"]
+    assert pick["row"]["backend"] == "onnxruntime"  # faster, though its artifact is larger
 
 
 def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
-    summary = tmp_path / "summary.csv"
-    summary_rows().to_csv(summary, index=False)
+    summary, rounds = tmp_path / "summary.csv", tmp_path / "rounds.csv"
+    frame, round_frame = summary_rows()
+    frame.to_csv(summary, index=False)
+    round_frame.to_csv(rounds, index=False)
     latencies = tmp_path / "latencies.csv"
     rng = np.random.default_rng(0)
     pd.DataFrame(
@@ -120,7 +173,7 @@ def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
         )
     )
     out = tmp_path / "report.html"
-    render_report(str(summary), str(latencies), [], [str(facts)], TIMING, 2, str(out))
+    render_report(str(summary), str(latencies), str(rounds), [], [str(facts)], TIMING, 2, str(out))
     html = out.read_text()
     assert hostile not in html and "&lt;script&gt;" in html
     assert "&lt;b&gt;why&lt;/b&gt;" in html
@@ -129,7 +182,7 @@ def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
     assert "data:image/png;base64," in html
     assert "<script" not in html.lower()
     # the baseline and the backends' versions come from the backend classes
-    assert "2.00× pytorch fp32" in html
+    assert "<b>2.00×</b> pytorch fp32" in html
     for backend in ("pytorch", "onnxruntime", "openvino"):
         for distribution in get_backend(backend).distributions:
             assert f"<th>{distribution}</th>" in html

@@ -94,10 +94,12 @@ def test_compile_failure_becomes_records_and_a_report_row(
     collect_results(
         timing_paths=[str(out["fp32"]), str(out["int8"])],
         parity_paths=[],
+        comparison_paths=[],
         artifact_dirs=[str(good), str(bad)],
         skipped=[absent.to_json()],
         out_summary=str(summary),
         out_latencies=str(latencies),
+        out_rounds=str(tmp_path / "rounds.csv"),
     )
     frame = pd.read_csv(summary).set_index(["backend", "precision"])
     assert frame.loc[("onnxruntime", "fp32"), "status"] == "ok"
@@ -154,3 +156,64 @@ def test_a_record_written_by_another_version_is_a_clear_error(tmp_path):
     path.write_text(json.dumps({"kind": "timing", "model": "m", "surprise": 1}))
     with pytest.raises(InputFileError, match="delete it and rerun"):
         TimingRecord.read(path)
+
+
+COMPARISON = {
+    "rounds": 4,
+    "warmup_seconds": 0.05,
+    "burst_warmup_iterations": 1,
+    "burst_warmup_seconds": 0.0,
+    "burst_min_iterations": 2,
+    "burst_seconds": 0.02,
+    "burst_max_seconds": 5.0,
+    "gap_seconds": 0.01,
+}
+
+
+def test_a_comparison_survives_a_crashing_worker_and_a_failed_compile(
+    tiny_onnx, tiny_inputs, tmp_path, monkeypatch
+):
+    from deploybench.records import ComparisonRecord
+    from deploybench.stages.compare import compare_configs
+
+    monkeypatch.setenv(
+        "DEPLOYBENCH_BACKENDS", f"{faults.broken_backend_environment()},{faults.FAULTY_ENVIRONMENT}"
+    )
+    evaluation = tmp_path / "evaluation.npz"
+    save_npz(evaluation, evaluation=tiny_inputs["evaluation"])
+    configs, folders = [], []
+    for backend in ("onnxruntime", "broken", "faulty"):
+        folder = tmp_path / backend
+        compile_model(
+            source=str(tiny_onnx["dynamic"]),
+            calibration_npz=None,
+            key=key("fp32", backend),
+            options={},
+            limits=limits(),
+            out_dir=str(folder),
+        )
+        configs.append({"key": key("fp32", backend), "options": {}})
+        folders.append(str(folder))
+    out = tmp_path / "comparison.json"
+    compare_configs(
+        artifact_dirs=folders,
+        inputs_npz=str(evaluation),
+        model="tiny",
+        configs=configs,
+        batch=2,
+        threads=1,
+        comparison=COMPARISON,
+        limits=limits(),
+        out_json=str(out),
+    )
+    record = ComparisonRecord.read(out)
+    by_backend = {c.backend: c for c in record.configs}
+    ort = by_backend["onnxruntime"]
+    assert ort.status == "ok" and ort.rounds == 4 and len(ort.latencies_ms) == 4
+    assert all(len(burst) >= 2 for burst in ort.latencies_ms)
+    assert ort.median_ms > 0 and ort.speedup is None  # no baseline in this comparison
+    assert by_backend["broken"].status == "skipped"
+    assert by_backend["broken"].reason.startswith("compile failed: RuntimeError")
+    assert by_backend["faulty"].status == "failed"
+    assert by_backend["faulty"].reason == "killed by SIGSEGV during a burst"
+    assert record.note == "no speedups: the baseline (pytorch fp32) was not measured"

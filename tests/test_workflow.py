@@ -85,12 +85,20 @@ def test_tiny_run_produces_report_and_a_row_per_combination(finished_run):
         (r["backend"], r["precision"]): r["reason"] for r in rows if r["status"] == "skipped"
     }
     assert "does not offer bf16" in skipped[("onnxruntime", "bf16")]
+    # every configuration that ran was also timed side by side, in every round
+    rounds = yaml.safe_load(TINY.read_text())["comparison"]["rounds"]
+    assert all(r["cmp_status"] == "ok" and int(float(r["cmp_rounds"])) == rounds for r in ok)
     baseline = [r for r in ok if r["backend"] == "pytorch" and r["precision"] == "fp32"]
-    assert {float(r["speedup"]) for r in baseline} == {1.0}
+    assert {float(r["cmp_speedup"]) for r in baseline} == {1.0}
     others = [r for r in ok if r["backend"] != "pytorch"]
-    assert others and all(r["baseline"] == "pytorch fp32" for r in others)
-    # a configuration is never its own baseline: speedups differ from exactly 1
-    assert all(float(r["speedup"]) != 1.0 for r in others)
+    assert others and all(r["cmp_baseline"] == "pytorch fp32" for r in others)
+    for row in others:
+        # a configuration is never its own baseline, and its CI brackets its speedup
+        assert float(row["cmp_speedup"]) != 1.0
+        low, high = float(row["cmp_speedup_ci_low"]), float(row["cmp_speedup_ci_high"])
+        assert low <= float(row["cmp_speedup"]) <= high
+    comparison = json.loads((workdir / "results" / "comparisons" / "tiny" / "b1.json").read_text())
+    assert comparison["kind"] == "comparison" and comparison["baseline"] == "pytorch fp32"
 
     timing = json.loads(next((workdir / "results" / "timings").rglob("b1.json")).read_text())
     assert timing["kind"] == "timing"
@@ -138,6 +146,9 @@ def test_changing_one_backend_option_reruns_only_that_backend(finished_run, tmp_
     assert all("/onnxruntime/" in o for o in stage_outputs), stage_outputs
     assert not [o for o in outputs if "/onnx/" in o and "/onnxruntime/" not in o or "/models/" in o]
     assert any("summary.csv" in o for o in outputs) and any("report.html" in o for o in outputs)
+    # the comparisons that hold an onnxruntime configuration: the tiny model's, both batches
+    comparisons = sorted(o for o in outputs if "/comparisons/" in o)
+    assert comparisons == ["results/comparisons/tiny/b1.json", "results/comparisons/tiny/b2.json"]
 
 
 @pytest.mark.slow
@@ -149,7 +160,25 @@ def test_changing_timing_policy_reruns_timings_not_compiles(finished_run, tmp_pa
     changed.write_text(yaml.safe_dump(config))
     outputs = planned_outputs(snakemake(workdir, "report", "-n", configfile=changed).stdout)
     assert any("/timings/" in o for o in outputs)
-    assert not any("/compiled/" in o or "/parity/" in o or "/onnx/" in o for o in outputs)
+    assert not any(
+        stage in o
+        for o in outputs
+        for stage in ("/compiled/", "/parity/", "/onnx/", "/comparisons/")
+    )
+
+
+@pytest.mark.slow
+def test_changing_the_comparison_policy_reruns_only_the_comparisons(finished_run, tmp_path):
+    workdir, _ = finished_run
+    config = yaml.safe_load(TINY.read_text())
+    config["comparison"]["rounds"] = 7
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    outputs = planned_outputs(snakemake(workdir, "report", "-n", configfile=changed).stdout)
+    assert sorted(o for o in outputs if o.startswith("results/") and o.endswith(".json")) == [
+        "results/comparisons/tiny/b1.json",
+        "results/comparisons/tiny/b2.json",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -259,7 +288,7 @@ def test_a_backend_registered_from_outside_flows_through_every_stage(tmp_path):
         assert row["version"] == onnx.__version__
         assert row["parity_verdict"] in {"pass", "inconclusive"}
         assert float(row["parity_max_rel"]) < 1e-4
-        assert row["baseline"] == "pytorch fp32" and float(row["speedup"]) > 0
+        assert row["cmp_baseline"] == "pytorch fp32" and float(row["cmp_speedup"]) > 0
     html = (workdir / "reports" / "report.html").read_text()
     assert "onnx_reference" in html and "fp32 (numpy)" in html
 
