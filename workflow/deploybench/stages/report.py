@@ -184,7 +184,12 @@ def recommend(model_rows, rounds, pretrained: bool) -> list[dict[str, Any]]:
             note = "parity could not be judged (random weights): numerical error within tolerance"
         if passing.empty:
             picks.append(
-                {"batch": int(batch), "row": None, "note": "no configuration passed parity"}
+                {
+                    "batch": int(batch),
+                    "row": None,
+                    "note": "no configuration passed parity",
+                    "tie": "",
+                }
             )
             continue
         ranked = passing.sort_values("cmp_median_ms").to_dict("records")
