@@ -186,6 +186,8 @@ def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
     for backend in ("pytorch", "onnxruntime", "openvino"):
         for distribution in get_backend(backend).distributions:
             assert f"<th>{distribution}</th>" in html
+    assert "<td>openvino</td><td>cpu</td>" in html and "<td>benchmark_app</td>" in html
+    assert "baseline and parity reference" in html
     # a row that failed spans every result column with its reason
     assert f'<td colspan="{len(RESULT_COLUMNS)}">RuntimeError: boom</td>' in html
 

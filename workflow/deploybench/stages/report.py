@@ -92,6 +92,27 @@ def versions(backends: list[str]) -> dict[str, str]:
     return {name: installed_version(name) or "not installed" for name in dict.fromkeys(names)}
 
 
+def backend_facts(backends: list[str]) -> list[dict[str, Any]]:
+    """What the report says about each backend of the run: all of it from the backend class."""
+    facts = []
+    for name in backends:
+        backend = get_backend(name)
+        facts.append(
+            {
+                "name": name,
+                "device": backend.device,
+                "packages": ", ".join(
+                    f"{dist} {installed_version(dist) or 'not installed'}"
+                    for dist in backend.distributions
+                ),
+                "vendor_tool": backend.vendor_tool or "",
+                "role": "baseline and parity reference" if backend.baseline else "",
+                "install": backend.install_hint(),
+            }
+        )
+    return facts
+
+
 def _row_notes(frame) -> list[str]:
     notes = []
     for row in frame.to_dict("records"):
@@ -433,6 +454,7 @@ def render_report(
         onnx_facts=onnx_facts,
         host=hardware.describe(),
         versions=versions(list(summary.backend.drop_duplicates())),
+        backends=backend_facts(list(summary.backend.drop_duplicates())),
         threads=threads,
         timing=timing,
         noisy_count=int(timed.noisy.fillna(False).astype(bool).sum()),
