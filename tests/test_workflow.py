@@ -434,6 +434,10 @@ def test_interrupted_run_resumes_cleanly(tmp_path):
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) != 0
     assert not (workdir / "reports" / "report.html").exists()
+    # the supervised backend processes went with their jobs
+    time.sleep(1.0)
+    workers = subprocess.run(["pgrep", "-f", "deploybench.worker"], capture_output=True, text=True)
+    assert not workers.stdout.strip(), "a backend process outlived its interrupted job"
 
     snakemake(workdir, "report", configfile=path)
     assert (workdir / "reports" / "report.html").exists()

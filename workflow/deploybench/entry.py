@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,8 @@ def run_job(log_path: str | None, function: Callable[..., Any], **kwargs: Any) -
     The full traceback goes to the job's log; the console gets one line naming the problem.
     """
     configure_logging(log_path)
+    # Snakemake stops jobs with SIGTERM: unwind so the supervisors kill their children.
+    signal.signal(signal.SIGTERM, _terminated)
     log_file = open(log_path, "a") if log_path else sys.stderr  # noqa: SIM115
     try:
         # Libraries print to stdout/stderr (exporters, quantizers): keep that in the job's log.
@@ -50,6 +53,10 @@ def run_job(log_path: str | None, function: Callable[..., Any], **kwargs: Any) -
     finally:
         if log_file is not sys.stderr:
             log_file.close()
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _fail(message: str, log_path: str | None) -> None:
