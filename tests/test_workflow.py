@@ -45,6 +45,19 @@ def snakemake(
     return result
 
 
+def running_workers() -> list[int]:
+    """Processes running deploybench's supervised backend worker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"deploybench.worker" in command:
+            found.append(int(entry.name))
+    return found
+
+
 def planned_outputs(dry_run_output: str) -> list[str]:
     return [
         line.split(":", 1)[1].strip()
@@ -436,8 +449,7 @@ def test_interrupted_run_resumes_cleanly(tmp_path):
     assert not (workdir / "reports" / "report.html").exists()
     # the supervised backend processes went with their jobs
     time.sleep(1.0)
-    workers = subprocess.run(["pgrep", "-f", "deploybench.worker"], capture_output=True, text=True)
-    assert not workers.stdout.strip(), "a backend process outlived its interrupted job"
+    assert not running_workers(), "a backend process outlived its interrupted job"
 
     snakemake(workdir, "report", configfile=path)
     assert (workdir / "reports" / "report.html").exists()
