@@ -163,3 +163,6 @@ class Tally:
 
     def hang(self) -> None:
         crash_hang()
+
+    def grow(self) -> None:
+        crash_allocate()

@@ -100,3 +100,10 @@ def test_a_worker_call_past_the_time_limit_is_killed(tmp_path):
     with pytest.raises(ChildDied, match="^no result after 1 s"):
         worker.call("hang")
     worker.close()
+
+
+def test_a_worker_above_the_memory_cap_is_killed(tmp_path):
+    worker = Worker(faults.Tally, Limits(memory_mb=300), str(tmp_path / "job.log"))
+    with pytest.raises(ChildDied, match="memory above the 300 MB cap; peak RSS"):
+        worker.call("grow")
+    worker.close()

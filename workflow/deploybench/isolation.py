@@ -292,6 +292,12 @@ class Worker:
                 break
             if self._child.poll() is not None:
                 self._died(timed_out=False)
+            rss = _rss_mb(self._child.pid)
+            cap = self._limits.memory_mb
+            if rss is not None and cap is not None and rss > cap:
+                _kill_group(self._child)
+                self._child.wait()
+                self._died(timed_out=False, peak_rss_mb=rss)
             if deadline is not None and time.monotonic() >= deadline:
                 _kill_group(self._child)
                 self._child.wait()
@@ -307,7 +313,7 @@ class Worker:
             raise CallFailed(value)
         return value
 
-    def _died(self, timed_out: bool) -> None:
+    def _died(self, timed_out: bool, peak_rss_mb: float | None = None) -> None:
         returncode = self._child.wait()
         raise ChildDied(
             describe_death(
@@ -315,6 +321,8 @@ class Worker:
                 self._phase_file.read_text() if self._phase_file.exists() else "",
                 _last_lines(self._log, self._start_offset),
                 timed_out_after=self._limits.seconds if timed_out else None,
+                memory_cap_mb=self._limits.memory_mb if peak_rss_mb is not None else None,
+                peak_rss_mb=peak_rss_mb,
             )
         )
 
