@@ -34,6 +34,10 @@ def snapshot(folder: Path) -> dict:
     folder.mkdir(parents=True)
     for name in ("summary.csv", "rounds.csv"):
         shutil.copy(REPO / "results" / name, folder / name)
+    return load(folder)
+
+
+def load(folder: Path) -> dict:
     return {
         "summary": pd.read_csv(folder / "summary.csv"),
         "rounds": pd.read_csv(folder / "rounds.csv"),
@@ -80,10 +84,17 @@ def main() -> None:
     parser.add_argument("--configfile")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--from-snapshots", help="analyse the rep*/ folders an earlier run kept")
     args = parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="repeatability-"))
-    reps = [snapshot(folder / "rep1")]
+    if args.from_snapshots:
+        folders = sorted(Path(args.from_snapshots).glob("rep*"), key=lambda f: int(f.name[3:]))
+        reps = [load(folder) for folder in folders]
+        args.repetitions = 0
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="repeatability-"))
+        print(f"snapshots in {folder}")
+        reps = [snapshot(folder / "rep1")]
     for number in range(2, args.repetitions + 1):
         command = [sys.executable, "-m", "snakemake", "report", "--cores", str(args.cores)]
         command += ["--configfile", args.configfile] if args.configfile else []
@@ -133,8 +144,9 @@ def main() -> None:
     changed = {"side by side": 0, "own jobs": 0}
     for key in sorted(picks[0]):
         labels = [p.get(key, "-") for p in picks]
-        # the same pick, or a tie declared every time (then the pick follows a stated rule)
-        same = len(set(labels)) == 1 or all(label.endswith("(tie)") for label in labels)
+        # the same configuration picked, or a tie declared every time (then a stated rule picks)
+        picked = {label.removesuffix(" (tie)") for label in labels}
+        same = len(picked) == 1 or all(label.endswith("(tie)") for label in labels)
         changed[key[2]] += not same
         print(f"  {key[0]:>20} b{key[1]:<3} {key[2]:>12}: {' | '.join(labels)}"
               f"{'' if same else '   <- changed'}")  # fmt: skip
