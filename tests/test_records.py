@@ -81,7 +81,7 @@ def test_summary_columns_are_the_fields_flattened():
     assert "vendor_ratio" in columns and "vendor_tool" in columns
     assert "parity_verdict" in columns and "parity_cosine" in columns  # first output
     assert "compile_seconds" in columns and "compile_status" in columns
-    assert "speedup" in columns and "baseline" in columns
+    assert "cmp_speedup" in columns and "cmp_baseline" in columns  # from the comparison
     # details stay in the JSON only
     for detail in ("latencies_ms", "attempts", "traceback", "python", "execution", "files"):
         assert not any(c.endswith(detail) for c in columns), detail

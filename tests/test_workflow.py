@@ -427,6 +427,7 @@ def test_lint_is_clean(tmp_path):
 
 @pytest.mark.slow
 def test_interrupted_run_resumes_cleanly(tmp_path):
+    import os
     import signal
     import time
 
@@ -437,14 +438,24 @@ def test_interrupted_run_resumes_cleanly(tmp_path):
     workdir = tmp_path / "run"
     workdir.mkdir()
     command = snakemake_command(workdir, "report", configfile=path)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # its own process group, which gets the SIGINT as a terminal's Ctrl-C would send it
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 300
     # interrupt while the first timing job runs
     while not list((workdir / "logs").glob("time_inference/**/*.log")):
         assert process.poll() is None, "the run ended before it could be interrupted"
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    # Snakemake can miss a SIGINT that lands while it is between scheduler passes: repeat it
+    for _ in range(24):
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=5)
+            break
+        except subprocess.TimeoutExpired:
+            continue
     assert process.wait(timeout=120) != 0
     assert not (workdir / "reports" / "report.html").exists()
     # the supervised backend processes went with their jobs

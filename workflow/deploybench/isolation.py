@@ -11,6 +11,7 @@ records it like any other failure.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
 import re
@@ -28,6 +29,7 @@ from typing import Any
 # How often the parent wakes while it waits: to check the deadline and the child's memory.
 POLL_SECONDS = 1.0
 _PHASE_FILE = "DEPLOYBENCH_PHASE_FILE"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # cgroup v2 counter of the kernel's OOM kills in this container, where the kernel exposes it.
 OOM_EVENTS = Path("/sys/fs/cgroup/memory.events")
 # Our own log lines (entry.configure_logging's format) at INFO: progress, not a cause.
@@ -42,6 +44,13 @@ class ChildDied(Exception):
 class Limits:
     seconds: float | None = None
     memory_mb: float | None = None
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel kills it when the job process dies, however
+    the job is stopped (Snakemake may SIGKILL it, which leaves no chance to clean up)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def phase(name: str) -> None:
@@ -157,6 +166,7 @@ def run_isolated(
                 env=env,
                 # its own process group: a timeout kills the vendor tools it started too
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         if on_start is not None:
             on_start(child.pid)
@@ -252,6 +262,7 @@ class Worker:
                 stderr=output,
                 env=env,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         self.pid = self._child.pid
         self._send(setup)
