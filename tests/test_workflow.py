@@ -45,6 +45,12 @@ def snakemake(
     return result
 
 
+def default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def running_workers() -> list[int]:
     """Processes running deploybench's supervised backend worker."""
     found = []
@@ -440,7 +446,12 @@ def test_interrupted_run_resumes_cleanly(tmp_path):
     command = snakemake_command(workdir, "report", configfile=path)
     # its own process group, which gets the SIGINT as a terminal's Ctrl-C would send it
     process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        # a CI started in the background inherits SIGINT ignored: restore what a terminal has
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 300
     # interrupt while the first timing job runs
