@@ -108,4 +108,7 @@ def test_print_the_layered_picture(capsys):
                 lines.append(f"    {module} -> {', '.join(below)}")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
-    assert lines
+    listed = [
+        m for line in lines if line.startswith("layer") for m in line.split(": ")[1].split(", ")
+    ]
+    assert sorted(listed) == sorted(graph), "every module of the package appears in one layer"

@@ -28,17 +28,14 @@ from deploybench.onnx_tools import export_onnx  # noqa: E402
 from deploybench.specs import ConfigKey, ModelSpec, TimingSettings  # noqa: E402
 from deploybench.stages.timing import _measure_configuration  # noqa: E402
 
-TIMING = TimingSettings(
-    threads=None,
-    warmup_iterations=10,
-    warmup_seconds=1.0,
-    min_iterations=30,
-    min_seconds=2.0,
-    max_seconds=60.0,
-    max_cv=0.15,
-    max_foreign_cpu=0.25,
-    retries_if_noisy=0,
-)
+
+def schema_timing() -> TimingSettings:
+    """The default timing policy, as the schema gives it (no retry: rounds are compared)."""
+    from snakemake.utils import validate
+
+    config = {"models": {"m": {"source": "efficientnet_lite0"}}}
+    validate(config, str(Path(__file__).resolve().parents[1] / "config" / "schema.yaml"))
+    return TimingSettings(**{**config["timing"], "retries_if_noisy": 0})
 
 
 def main() -> None:
@@ -74,7 +71,7 @@ def main() -> None:
         backend,
         folder / "artifact",
         data,
-        TIMING,
+        schema_timing(),
         None,
         {"batch": 1, "threads": args.threads},
     )

@@ -53,6 +53,26 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _start_child(arguments: list[str], phase_file: Path, stdin, stdout, stderr):
+    """``python -m deploybench.worker <arguments>``, supervised: its own process group (a
+    timeout kills the vendor tools it started too), dying with this process, importing what
+    this process imports from the same places."""
+    env = {
+        **os.environ,
+        _PHASE_FILE: str(phase_file),
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "deploybench.worker", *arguments],
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
 def phase(name: str) -> None:
     """Say what the child is doing now ("load", "run", ...): a crash report names it."""
     path = os.environ.get(_PHASE_FILE)
@@ -150,23 +170,10 @@ def run_isolated(
         log = Path(log_path) if log_path else Path(folder) / "child.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         start_offset = log.stat().st_size if log.exists() else 0
-        env = {
-            **os.environ,
-            _PHASE_FILE: str(phase_file),
-            # the child imports what this process imported, from the same places
-            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-        }
         oom_before = _oom_kills()
         with log.open("ab") as output:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "deploybench.worker", str(job), str(result)],
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=env,
-                # its own process group: a timeout kills the vendor tools it started too
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
+            child = _start_child(
+                [str(job), str(result)], phase_file, subprocess.DEVNULL, output, subprocess.STDOUT
             )
         if on_start is not None:
             on_start(child.pid)
@@ -249,20 +256,9 @@ class Worker:
         self._log = Path(log_path) if log_path else folder / "worker.log"
         self._log.parent.mkdir(parents=True, exist_ok=True)
         self._start_offset = self._log.stat().st_size if self._log.exists() else 0
-        env = {
-            **os.environ,
-            _PHASE_FILE: str(self._phase_file),
-            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-        }
         with self._log.open("ab") as output:
-            self._child = subprocess.Popen(
-                [sys.executable, "-m", "deploybench.worker", "--serve"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=output,
-                env=env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
+            self._child = _start_child(
+                ["--serve"], self._phase_file, subprocess.PIPE, subprocess.PIPE, output
             )
         self.pid = self._child.pid
         self._send(setup)
