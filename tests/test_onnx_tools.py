@@ -1,7 +1,8 @@
+import numpy as np
 import onnx
 import pytest
 from deploybench.errors import InputFileError
-from deploybench.onnx_tools import input_batch, load_onnx, simplify_onnx
+from deploybench.onnx_tools import fix_batch, input_batch, load_onnx, simplify_onnx
 
 
 def test_static_and_dynamic_batch_axes(tiny_onnx):
@@ -17,6 +18,38 @@ def test_simplifiers_record_node_counts_and_keep_a_valid_graph(tiny_onnx, tmp_pa
     assert facts["simplifier"] == simplifier
     onnx.checker.check_model(onnx.load(str(tmp_path / "s.onnx")))
     assert input_batch(tmp_path / "s.onnx") is None
+    assert facts["batch"] == "dynamic"
+
+
+@pytest.mark.parametrize("simplifier", ["onnxsim", "onnxslim", "none"])
+def test_a_static_graph_derived_from_the_dynamic_export_matches_it(
+    tiny_onnx, tiny_inputs, tmp_path, simplifier
+):
+    pytest.importorskip(simplifier) if simplifier != "none" else None
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "s.onnx"
+    facts = simplify_onnx(tiny_onnx["dynamic"], out, simplifier, batch=3)
+    assert input_batch(out) == 3 and facts["batch"] == 3
+    assert [d for dims in facts["outputs"].values() for d in dims[:1]] == [3]
+    batch = tiny_inputs["evaluation"][:3]
+
+    def run(path):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: batch})[0]
+
+    np.testing.assert_allclose(run(out), run(tiny_onnx["dynamic"]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(Exception, match="input"):  # a graph fixed at 3 cannot be run at 2
+        ort.InferenceSession(str(out)).run(None, {"input": batch[:2]})
+
+
+def test_fixing_a_batch_that_is_already_fixed_otherwise_is_an_error(tiny_onnx):
+    with pytest.raises(ValueError, match="already has batch 2"):
+        fix_batch(load_onnx(tiny_onnx["static"]), 3)
+    assert input_batch_of(fix_batch(load_onnx(tiny_onnx["static"]), 2)) == 2
+
+
+def input_batch_of(model) -> int:
+    return model.graph.input[0].type.tensor_type.shape.dim[0].dim_value
 
 
 def test_dynamo_export_is_one_self_contained_file(tmp_path):

@@ -189,13 +189,9 @@ def onnx_fact_targets():
     used = {
         (r.model, r.shape) for r in PLANNED if get_backend(r.backend).source == "onnx"
     }
-    return [
-        path
-        for model, shape in sorted(used)
-        for path in (
-            f"results/onnx/{model}/{shape}/export.json",
-            f"results/onnx/{model}/{shape}/simplify.json",
-        )
+    exports = [f"results/onnx/{model}/export.json" for model in sorted({m for m, _ in used})]
+    return exports + [
+        f"results/onnx/{model}/{shape}/simplify.json" for model, shape in sorted(used)
     ]
 
 

@@ -1,13 +1,16 @@
+# One export per model, batch axis dynamic; each static-batch graph is derived from it by
+# fixing the batch and simplifying (same nodes, identical outputs as a static export, at a third
+# of the export work).
 rule export_onnx:
     input:
         weights="results/models/{model}/model.pt",
     output:
-        onnx="results/onnx/{model}/{shape}/exported.onnx",
-        facts="results/onnx/{model}/{shape}/export.json",
+        onnx="results/onnx/{model}/exported.onnx",
+        facts="results/onnx/{model}/export.json",
     log:
-        "logs/export_onnx/{model}/{shape}.log",
+        "logs/export_onnx/{model}.log",
     benchmark:
-        "benchmarks/export_onnx/{model}/{shape}.tsv"
+        "benchmarks/export_onnx/{model}.tsv"
     conda:
         "../../envs/workflow.yaml"
     params:
@@ -19,7 +22,7 @@ rule export_onnx:
 
 rule simplify_onnx:
     input:
-        onnx="results/onnx/{model}/{shape}/exported.onnx",
+        onnx="results/onnx/{model}/exported.onnx",
     output:
         onnx="results/onnx/{model}/{shape}/model.onnx",
         facts="results/onnx/{model}/{shape}/simplify.json",

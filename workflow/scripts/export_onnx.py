@@ -5,7 +5,6 @@ run_job(
     snakemake.log[0],
     export_onnx,
     model_pt=snakemake.input.weights,
-    shape=snakemake.wildcards.shape,
     exporter=snakemake.params.exporter,
     opset=snakemake.params.opset,
     out_onnx=snakemake.output.onnx,

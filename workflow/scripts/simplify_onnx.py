@@ -5,6 +5,7 @@ run_job(
     snakemake.log[0],
     simplify_onnx,
     in_onnx=snakemake.input.onnx,
+    shape=snakemake.wildcards.shape,
     simplifier=snakemake.params.simplifier,
     out_onnx=snakemake.output.onnx,
     out_json=snakemake.output.facts,

@@ -1,4 +1,4 @@
-"""ONNX export (static or dynamic batch) and simplification."""
+"""ONNX export (batch axis dynamic) and simplification into each planned batch shape."""
 
 from __future__ import annotations
 
@@ -11,21 +11,21 @@ from ..specs import static_batch
 log = logging.getLogger("deploybench")
 
 
-def export_onnx(
-    model_pt: str, shape: str, exporter: str, opset: int, out_onnx: str, out_json: str
-) -> None:
+def export_onnx(model_pt: str, exporter: str, opset: int, out_onnx: str, out_json: str) -> None:
     from ..models import load_model
     from ..onnx_tools import export_onnx as export
 
     model, spec = load_model(Path(model_pt).parent)
-    facts = export(model, spec.input_size, out_onnx, static_batch(shape), exporter, opset)
+    facts = export(model, spec.input_size, out_onnx, None, exporter, opset)
     write_json(out_json, facts)
-    log.info("exported %s/%s: %d nodes, opset %s", spec.name, shape, facts["nodes"], facts["opset"])
+    log.info("exported %s: %d nodes, opset %s", spec.name, facts["nodes"], facts["opset"])
 
 
-def simplify_onnx(in_onnx: str, simplifier: str, out_onnx: str, out_json: str) -> None:
+def simplify_onnx(in_onnx: str, shape: str, simplifier: str, out_onnx: str, out_json: str) -> None:
     from ..onnx_tools import simplify_onnx as simplify
 
-    facts = simplify(in_onnx, out_onnx, simplifier)
+    facts = simplify(in_onnx, out_onnx, simplifier, batch=static_batch(shape))
     write_json(out_json, facts)
-    log.info("%s: %d -> %d nodes", simplifier, facts["nodes_before"], facts["nodes_after"])
+    log.info(
+        "%s %s: %d -> %d nodes", simplifier, shape, facts["nodes_before"], facts["nodes_after"]
+    )

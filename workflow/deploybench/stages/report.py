@@ -394,7 +394,7 @@ def render_report(
     onnx_facts = []
     for path in sorted(p for p in onnx_fact_paths if p.endswith("simplify.json")):
         folder = Path(path).parent
-        export = read_json(folder / "export.json")
+        export = read_json(folder.parent / "export.json")
         simplified = read_json(path)
         onnx_facts.append(
             {
