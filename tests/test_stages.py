@@ -166,8 +166,61 @@ COMPARISON = {
     "burst_min_iterations": 2,
     "burst_seconds": 0.02,
     "burst_max_seconds": 5.0,
+    "baseline_bursts": 2,
     "gap_seconds": 0.01,
 }
+
+
+class ScriptedWorker:
+    """Stands in for a comparison worker: answers bursts with its next latency, or dies."""
+
+    def __init__(self, latencies_ms, calls, dies_at=None):
+        self.latencies_ms, self.calls, self.dies_at, self.pid = (
+            list(latencies_ms),
+            calls,
+            dies_at,
+            0,
+        )
+
+    def call(self, method, settings):
+        from deploybench.isolation import ChildDied
+
+        self.calls.append(self)
+        if self.dies_at is not None and len([c for c in self.calls if c is self]) > self.dies_at:
+            raise ChildDied("killed by SIGSEGV during a burst")
+        return [self.latencies_ms.pop(0)], 0.0
+
+    def close(self):
+        pass
+
+
+def test_rounds_give_the_baseline_extra_bursts_pool_them_and_go_on_after_a_crash():
+    from deploybench.records import ComparedConfig, Status
+    from deploybench.stages.compare import _add_speedups, _Contender, _run_rounds
+
+    calls = []
+    settings = dict(COMPARISON, rounds=3, gap_seconds=0.0)
+    # one warm-up answer, then per round: the baseline's two bursts, the others' one
+    base = ScriptedWorker([99.0, 10.0, 30.0, 20.0, 20.0, 12.0, 14.0], calls)
+    fast = ScriptedWorker([99.0, 5.0, 10.0, 6.0], calls)
+    dying = ScriptedWorker([99.0, 1.0], calls, dies_at=2)
+    contenders = [
+        _Contender(
+            ComparedConfig(backend=b, precision="fp32", shape="dynamic", status=Status.OK), w
+        )
+        for b, w in (("pytorch", base), ("fast", fast), ("dying", dying))
+    ]
+    _run_rounds(contenders, settings, "pytorch fp32")
+    assert calls.count(base) == 1 + 3 * 2 and calls.count(fast) == 1 + 3
+    baseline, quick, crashed = (c.entry for c in contenders)
+    # the baseline's two bursts of a round are pooled: median of {10, 30}, {20, 20}, {12, 14}
+    assert baseline.round_medians_ms == [20.0, 20.0, 13.0] and baseline.rounds == 3
+    assert quick.round_medians_ms == [5.0, 10.0, 6.0]
+    assert crashed.status is Status.FAILED and crashed.reason.startswith("killed by SIGSEGV")
+    assert crashed.rounds == 1 and crashed.round_medians_ms == [1.0, None, None]
+    _add_speedups([baseline, quick], "pytorch fp32")
+    assert quick.speedup == pytest.approx(13 / 6)  # median of 20/5, 20/10, 13/6
+    assert quick.speedup_ci_low <= quick.speedup <= quick.speedup_ci_high
 
 
 def test_a_comparison_survives_a_crashing_worker_and_a_failed_compile(

@@ -89,7 +89,7 @@ def compare_configs(
     ]
     try:
         _start_workers(contenders, configs, artifact_dirs, data, threads, limits)
-        _run_rounds(contenders, comparison)
+        _run_rounds(contenders, comparison, baseline)
     finally:
         for contender in contenders:
             if contender.worker is not None:
@@ -149,7 +149,14 @@ def _call_burst(contender: _Contender, settings: TimingSettings):
         return None
 
 
-def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any]) -> None:
+def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any], baseline: str) -> None:
+    """R rounds; in each, every configuration one burst (the baseline ``baseline_bursts``) in
+    a freshly shuffled order. A configuration's round median pools all its latencies of that
+    round.
+
+    Every speedup divides by the baseline's round median, so its noise is in all of them: a
+    second baseline burst per round halves that share for one extra burst.
+    """
     live = [c for c in contenders if c.worker is not None]
     for contender in live:  # the first warm-up, longer than a burst's own
         _call_burst(contender, burst_settings(comparison, warmup=True))
@@ -157,10 +164,19 @@ def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any]) -> Non
     rounds = comparison["rounds"]
     for contender in contenders:
         contender.entry.round_medians_ms = [None] * rounds
+        contender.entry.latencies_ms = [[] for _ in range(rounds)]
     for number in range(rounds):
-        order = [c for c in contenders if c.worker is not None]
+        order = []
+        for contender in contenders:
+            if contender.worker is not None:
+                extra = (
+                    comparison["baseline_bursts"] - 1 if _is_baseline(contender, baseline) else 0
+                )
+                order += [contender] * (1 + extra)
         order_rng.shuffle(order)
         for contender in order:
+            if contender.worker is None:  # crashed earlier in this round
+                continue
             # let the previous configuration's threads stop spinning before this burst
             time.sleep(comparison["gap_seconds"])
             result = _call_burst(contender, burst_settings(comparison))
@@ -168,12 +184,19 @@ def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any]) -> Non
                 continue
             latencies, foreign = result
             entry = contender.entry
-            entry.latencies_ms.append(latencies)
-            entry.round_medians_ms[number] = float(np.median(latencies))
-            entry.rounds += 1
+            entry.latencies_ms[number].extend(latencies)
             if foreign is not None:
                 entry.foreign_cpu_max = max(entry.foreign_cpu_max or 0.0, foreign)
+        for contender in contenders:
+            entry = contender.entry
+            if entry.latencies_ms and entry.latencies_ms[number]:
+                entry.round_medians_ms[number] = float(np.median(entry.latencies_ms[number]))
+                entry.rounds += 1
         log.info("round %d/%d done", number + 1, rounds)
+
+
+def _is_baseline(contender: _Contender, baseline: str) -> bool:
+    return " ".join(contender.entry.key[:2]) == baseline
 
 
 def _round_medians(entry: ComparedConfig) -> np.ndarray:
