@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -15,7 +17,16 @@ import numpy as np
 
 
 def _remove_stale_temporaries(target: Path) -> None:
-    """Temporaries a killed run left beside ``target`` (a kill skips ``finally``)."""
+    """Temporaries a killed run left beside ``target`` (a kill skips ``finally``).
+
+    A previous folder set aside by the fallback swap is put back first if the kill came
+    between setting it aside and moving the new one in.
+    """
+    for aside in target.parent.glob(f".{target.name}.*.previous"):
+        if not target.exists():
+            os.replace(aside, target)
+        else:
+            shutil.rmtree(aside, ignore_errors=True)
     for stale in target.parent.glob(f".{target.name}.*.tmp"):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
@@ -39,18 +50,60 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange_paths(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    False where the kernel, C library or file system cannot; then nothing was changed.
+    """
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    status = renameat2(
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    if status == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(error, os.strerror(error), str(first), None, str(second))
+
+
+def _replace_folder(tmp: Path, target: Path) -> None:
+    """Put ``tmp`` at ``target`` so that a kill at any moment leaves a complete folder there,
+    the old or the new one (or, with the fallback, the old one set aside for the next run to
+    put back)."""
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    if exchange_paths(tmp, target):  # tmp now holds the previous folder
+        shutil.rmtree(tmp)
+        return
+    aside = tmp.with_name(tmp.name.removesuffix(".tmp") + ".previous")
+    os.replace(target, aside)
+    os.replace(tmp, target)
+    shutil.rmtree(aside)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling folder; it replaces ``path`` only if the block succeeds."""
+    """Yield a temporary sibling folder; it replaces ``path`` only if the block succeeds.
+
+    The previous folder stays complete until the new one takes its place, whenever the
+    process dies.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        _replace_folder(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
