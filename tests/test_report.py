@@ -8,7 +8,8 @@ pytest.importorskip("seaborn")
 
 from deploybench.backends import get_backend  # noqa: E402
 from deploybench.records import summary_columns  # noqa: E402
-from deploybench.stages.report import RESULT_COLUMNS, recommend, render_report  # noqa: E402
+from deploybench.stages.decide import recommend  # noqa: E402
+from deploybench.stages.report import RESULT_COLUMNS, render_report  # noqa: E402
 from deploybench.stats import paired_ratio  # noqa: E402
 
 TIMING = {"max_cv": 0.15, "warmup_iterations": 10}
@@ -193,7 +194,7 @@ def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
 
 
 def test_crosscheck_note_tells_drift_from_a_real_difference():
-    from deploybench.stages.report import crosscheck_note
+    from deploybench.stages.decide import crosscheck_note
 
     assert crosscheck_note(1.05, 1.30) == ""  # within 15%: nothing to explain
     assert "drifted" in crosscheck_note(1.30, 1.25)

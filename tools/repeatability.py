@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 import pandas as pd  # noqa: E402
-from deploybench.stages.report import ACCEPTABLE_PARITY, recommend  # noqa: E402
+from deploybench.stages.decide import ACCEPTABLE_PARITY, recommend  # noqa: E402
 
 KEYS = ["model", "backend", "precision", "shape", "batch"]
 

@@ -9,20 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .. import hardware
 from ..backends import get_backend
 from ..backends.base import installed_version
 from ..io import atomic_path, read_json
 from ..records import missing, summary_columns
-from ..stats import paired_ratio
+from .decide import CROSSCHECK_TOLERANCE, comparison_notes, crosscheck_note, recommend
 
 # The workflow's own stack; each backend's packages come from its class.
 WORKFLOW_DISTRIBUTIONS = ("onnx", "onnxscript", "onnxsim", "onnxslim", "numpy", "snakemake")
-ACCEPTABLE_PARITY = ("pass",)
-CROSSCHECK_TOLERANCE = 0.15
-DRIFT_TOLERANCE = 0.10
 
 
 @dataclass(frozen=True)
@@ -55,23 +50,6 @@ RESULT_COLUMNS = (
     Column("artifact MB", ("artifact_mb",)),
     Column("note", ("note",)),
 )
-
-
-def crosscheck_note(ratio: float | None, drift: float | None) -> str:
-    """Why ours and the vendor's medians differ, from what was measured around the tool's run."""
-    if ratio is None or ratio != ratio or abs(ratio - 1) <= CROSSCHECK_TOLERANCE:
-        return ""
-    if drift is not None and drift == drift and abs(drift - 1) > DRIFT_TOLERANCE:
-        return (
-            f"apart by more than {CROSSCHECK_TOLERANCE:.0%}, but our own median moved "
-            f"{drift - 1:+.0%} between the runs just before and just after the tool's: the "
-            "machine's speed drifted; rerun on a quiet machine"
-        )
-    return (
-        f"apart by more than {CROSSCHECK_TOLERANCE:.0%} while our median held steady around the "
-        "tool's run: not explained by drift measured around it; rerun to see whether it persists "
-        "before blaming either loop"
-    )
 
 
 def crosscheck_rows(summary) -> list[dict[str, Any]]:
@@ -155,93 +133,6 @@ def _vendor_tools(summary) -> dict[str, str]:
 def config_labels(frame):
     # frame.shape is the DataFrame's size, hence the item access.
     return frame["backend"] + " " + frame["precision"] + " " + frame["shape"]
-
-
-PARITY_RANK = {"pass": 0, "inconclusive": 1}
-
-
-def _rounds_of(rounds, row) -> np.ndarray:
-    """A configuration's per-round medians in the side-by-side comparison, by round number."""
-    # (rounds.shape would be the frame's size: columns by name throughout)
-    mine = rounds[
-        (rounds["model"] == row["model"])
-        & (rounds["backend"] == row["backend"])
-        & (rounds["precision"] == row["precision"])
-        & (rounds["shape"] == row["shape"])
-        & (rounds["batch"] == row["batch"])
-    ]
-    series = np.full(int(rounds["round"].max()) + 1 if len(rounds) else 0, np.nan)
-    series[mine["round"].to_numpy(dtype=int)] = mine.median_ms.to_numpy()
-    return series
-
-
-def _comparison_notes(rows) -> list[str]:
-    """Why a batch size of this model has no speedups, where it has none."""
-    notes = []
-    for batch, group in rows[rows.status == "ok"].groupby("batch"):
-        measured = group[group.cmp_status == "ok"]
-        if len(measured) <= 1:
-            notes.append(f"batch {batch}: nothing to compare side by side: only the baseline ran")
-        elif measured.cmp_speedup.isna().all():
-            notes.append(f"batch {batch}: no speedups: the baseline was not measured side by side")
-    return notes
-
-
-def _label(row) -> str:
-    return f"{row['backend']} {row['precision']} ({row['shape']})"
-
-
-def recommend(model_rows, rounds, pretrained: bool) -> list[dict[str, Any]]:
-    """Per batch size: the fastest configuration in the side-by-side comparison whose outputs
-    pass parity. Configurations the paired CI cannot tell from the fastest are a tie, settled
-    by better parity, then the smaller artifact, and the pick says so."""
-    picks = []
-    compared = model_rows[(model_rows.status == "ok") & (model_rows.cmp_status == "ok")]
-    for batch, group in compared.groupby("batch"):
-        passing = group[group.parity_verdict.isin(ACCEPTABLE_PARITY)]
-        note = ""
-        if passing.empty and not pretrained:
-            passing = group[group.parity_verdict == "inconclusive"]
-            note = "parity could not be judged (random weights): numerical error within tolerance"
-        if passing.empty:
-            picks.append(
-                {
-                    "batch": int(batch),
-                    "row": None,
-                    "note": "no configuration passed parity",
-                    "tie": "",
-                }
-            )
-            continue
-        ranked = passing.sort_values("cmp_median_ms").to_dict("records")
-        fastest = ranked[0]
-        tied = []
-        for other in ranked[1:]:
-            estimate = paired_ratio(_rounds_of(rounds, other), _rounds_of(rounds, fastest))
-            if estimate.tie:
-                tied.append((other, estimate))
-        pick, tie_note = fastest, ""
-        if tied:
-            group_rows = [fastest, *(row for row, _ in tied)]
-            pick = min(
-                group_rows,
-                key=lambda r: (
-                    PARITY_RANK.get(r["parity_verdict"], 2),
-                    r["compile_artifact_bytes"],
-                    r["cmp_median_ms"],
-                ),
-            )
-            spans = "; ".join(
-                f"{_label(row)} / {_label(fastest)} {e.ci_low:.2f}–{e.ci_high:.2f}"
-                for row, e in tied
-            )
-            tie_note = (
-                f"{', '.join(_label(r) for r in group_rows)} are equally fast here (CI of the "
-                f"latency ratio spans 1: {spans}); picked {_label(pick)} by better parity, "
-                "then smaller artifact"
-            )
-        picks.append({"batch": int(batch), "row": pick, "note": note, "tie": tie_note})
-    return picks
 
 
 def _rows_figure(plt, rows):
@@ -416,7 +307,7 @@ def render_report(
                 "facts": facts,
                 "pretrained": pretrained,
                 "recommendations": recommend(rows, rounds, pretrained),
-                "comparison_notes": _comparison_notes(rows),
+                "comparison_notes": comparison_notes(rows),
                 # skips are listed once, grouped, under "Failures and skips"
                 "rows": table_rows(rows[rows.status != "skipped"]),
                 "figures": _plots(model, rows, latencies),

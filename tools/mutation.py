@@ -1,0 +1,155 @@
+"""Mutation testing of the measuring and judging core, with cosmic-ray.
+
+    python tools/mutation.py [--module stats ...] [--timeout 120] [--keep DIR]
+
+Each module is mutated one small change at a time (an operator swapped, a constant nudged, a
+comparison flipped, a condition negated...) and its own fast tests are run against every
+mutant: a mutant the tests still pass "survived", i.e. the tests would not notice that bug.
+Prints, per module, the mutants, killed, survived and the score (killed / (killed + survived)),
+then every survivor's diff. Slow (minutes per module on 2 cores): not a CI gate.
+
+The work happens in a copy of the project under a temporary folder (cosmic-ray mutates the
+files in place), so the checkout is never touched, even by a run killed half-way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = "workflow/deploybench"
+
+# module -> (file, the fast tests that own it)
+TARGETS = {
+    "stats": ("stats.py", ["tests/test_stats.py"]),
+    "timing": ("timing.py", ["tests/test_timing.py"]),
+    "parity": ("parity.py", ["tests/test_parity.py"]),
+    "compare": ("stages/compare.py", ["tests/test_stages.py", "-k", "round or comparison"]),
+    "decide": ("stages/decide.py", ["tests/test_report.py"]),
+    "collect": ("stages/collect.py", ["tests/test_stages.py", "-k", "collect"]),
+}
+
+# Replacements with no meaning for this code (bit operations, shifts, powers and modulo of
+# latencies): they only multiply the mutants.
+EXCLUDED_OPERATORS = [
+    r"core/ReplaceBinaryOperator_.*_(BitOr|BitAnd|BitXor|LShift|RShift|Pow|Mod|FloorDiv)$",
+    r"core/ReplaceBinaryOperator_(BitOr|BitAnd|BitXor|LShift|RShift|Pow|Mod|FloorDiv)_.*",
+    r"core/ReplaceUnaryOperator_.*(Invert|UAdd).*",
+]
+
+
+def copy_project(into: Path) -> None:
+    for name in ("workflow", "tests", "config", "pyproject.toml", "Snakefile"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy2(source, into / name)
+
+
+def write_config(path: Path, module_file: str, tests: list[str], timeout: float) -> None:
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    quoted = " ".join(f"'{part}'" if " " in part else part for part in command)
+    excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
+    path.write_text(
+        "[cosmic-ray]\n"
+        f'module-path = "{PACKAGE}/{module_file}"\n'
+        f"timeout = {timeout}\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(quoted)}\n"
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+        "[cosmic-ray.filters.operators-filter]\n"
+        f"exclude-operators = [{excluded}]\n"
+    )
+
+
+def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=True)
+
+
+def mutate(name: str, workdir: Path, timeout: float) -> dict:
+    module_file, tests = TARGETS[name]
+    config, session = workdir / f"{name}.toml", workdir / f"{name}.sqlite"
+    write_config(config, module_file, tests, timeout)
+    env = dict(os.environ, PYTHONPATH=str(workdir / "workflow"))
+    bin_dir = Path(sys.executable).parent
+    run([str(bin_dir / "cosmic-ray"), "init", str(config), str(session)], workdir, env)
+    run([str(bin_dir / "cr-filter-operators"), str(session), str(config)], workdir, env)
+    run([str(bin_dir / "cr-filter-pragma"), str(session)], workdir, env)
+    baseline = subprocess.run(
+        [str(bin_dir / "cosmic-ray"), "baseline", str(config)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if baseline.returncode != 0:
+        raise SystemExit(f"{name}: the tests fail without any mutation:\n{baseline.stderr}")
+    run([str(bin_dir / "cosmic-ray"), "exec", str(config), str(session)], workdir, env)
+    dump = run([str(bin_dir / "cosmic-ray"), "dump", str(session)], workdir, env).stdout
+    counts = {"killed": 0, "survived": 0, "incompetent": 0, "skipped": 0}
+    survivors = []
+    for line in dump.splitlines():
+        item, result = json.loads(line)
+        if result is None or result["worker_outcome"] == "skipped":
+            counts["skipped"] += 1
+            continue
+        outcome = result["test_outcome"]
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if outcome == "survived":
+            mutation = item["mutations"][0]
+            survivors.append(
+                {
+                    "operator": mutation["operator_name"],
+                    "line": mutation["start_pos"][0],
+                    "diff": result.get("diff") or "",
+                }
+            )
+    judged = counts["killed"] + counts["survived"]
+    counts["score"] = counts["killed"] / judged if judged else None
+    return {"counts": counts, "survivors": survivors}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", action="append", choices=sorted(TARGETS))
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant's tests")
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary one)")
+    args = parser.parse_args()
+    workdir = Path(args.keep or tempfile.mkdtemp(prefix="mutation-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    copy_project(workdir)
+    results = {}
+    try:
+        for name in args.module or list(TARGETS):
+            results[name] = mutate(name, workdir, args.timeout)
+            counts = results[name]["counts"]
+            score = "-" if counts["score"] is None else f"{counts['score']:.0%}"
+            print(
+                f"{name:>8}: {counts['killed']:4d} killed, {counts['survived']:3d} survived, "
+                f"{counts['incompetent']:3d} incompetent, {counts['skipped']:3d} filtered: "
+                f"score {score}",
+                flush=True,
+            )
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    for name, result in results.items():
+        for survivor in result["survivors"]:
+            print(f"\n--- {name} line {survivor['line']}: {survivor['operator']}")
+            print("\n".join(survivor["diff"].splitlines()[2:]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
