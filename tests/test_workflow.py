@@ -431,18 +431,61 @@ def test_lint_is_clean(tmp_path):
     assert "Lints for" not in result.stdout + result.stderr
 
 
-@pytest.mark.slow
-def test_interrupted_run_resumes_cleanly(tmp_path):
-    import os
-    import signal
-    import time
-
+def small_run(tmp_path):
     config = yaml.safe_load(TINY.read_text())
     config.update(backends=["pytorch", "onnxruntime"], precisions=["fp32"], batch_sizes=[1])
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "run"
     workdir.mkdir()
+    return workdir, path
+
+
+def wait_for_first_timing(workdir: Path, process) -> None:
+    import time
+
+    deadline = time.monotonic() + 300
+    while not list((workdir / "logs").glob("time_inference/**/*.log")):
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_run_killed_outright_resumes_after_unlock(tmp_path):
+    import os
+    import signal
+    import time
+
+    workdir, path = small_run(tmp_path)
+    command = snakemake_command(workdir, "report", configfile=path)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    wait_for_first_timing(workdir, process)
+    os.killpg(process.pid, signal.SIGKILL)  # no handler runs: a power cut, for the workflow
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    time.sleep(1.0)
+    assert not running_workers(), "a backend process outlived its killed job"
+
+    locked = snakemake(workdir, "report", configfile=path, check=False)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    snakemake(workdir, "--unlock", configfile=path)
+    snakemake(workdir, "report", configfile=path)
+    assert (workdir / "reports" / "report.html").exists()
+    assert not [p for p in (workdir / "results").rglob("*.tmp")]
+    rows = list(csv.DictReader((workdir / "results" / "summary.csv").open()))
+    assert {(r["backend"], r["status"]) for r in rows} == {("pytorch", "ok"), ("onnxruntime", "ok")}
+    assert "Nothing to be done" in snakemake(workdir, "report", "-n", configfile=path).stdout
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_cleanly(tmp_path):
+    import os
+    import signal
+    import time
+
+    workdir, path = small_run(tmp_path)
     command = snakemake_command(workdir, "report", configfile=path)
     # its own process group, which gets the SIGINT as a terminal's Ctrl-C would send it
     process = subprocess.Popen(
@@ -453,12 +496,7 @@ def test_interrupted_run_resumes_cleanly(tmp_path):
         # a CI started in the background inherits SIGINT ignored: restore what a terminal has
         preexec_fn=default_sigint,
     )
-    deadline = time.monotonic() + 300
-    # interrupt while the first timing job runs
-    while not list((workdir / "logs").glob("time_inference/**/*.log")):
-        assert process.poll() is None, "the run ended before it could be interrupted"
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for_first_timing(workdir, process)  # interrupt while the first timing job runs
     # Snakemake can miss a SIGINT that lands while it is between scheduler passes: repeat it
     for _ in range(24):
         os.killpg(process.pid, signal.SIGINT)
