@@ -164,7 +164,8 @@ def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any], baseli
     rounds = comparison["rounds"]
     for contender in contenders:
         contender.entry.round_medians_ms = [None] * rounds
-        contender.entry.latencies_ms = [[] for _ in range(rounds)]
+        if contender.worker is not None:
+            contender.entry.latencies_ms = [[] for _ in range(rounds)]
     for number in range(rounds):
         order = []
         for contender in contenders:
