@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO / "workflow"))
 
 import pandas as pd  # noqa: E402
 from deploybench.stages.decide import ACCEPTABLE_PARITY, recommend  # noqa: E402
+from deploybench.stats import paired_ratio  # noqa: E402
 
 KEYS = ["model", "backend", "precision", "shape", "batch"]
 
@@ -70,6 +71,37 @@ def recommendations(rep: dict, pretrained: dict[str, bool]) -> dict:
             row = group.sort_values("median_ms").iloc[0]
             picks[(model, int(batch), "own jobs")] = f"{row.backend} {row.precision} {row['shape']}"
     return picks
+
+
+def half_speedup_ratios(rep: dict) -> pd.Series:
+    """Per configuration: the speedup from the first half of its rounds / from the second half.
+
+    Two independent estimates of R/2 rounds each from one comparison job: how much a run of
+    R/2 rounds moves, without another run.
+    """
+    summary, rounds = rep["summary"], rep["rounds"]
+    baselines = summary.dropna(subset=["cmp_baseline"]).groupby(["model", "batch"]).cmp_baseline
+    ratios = {}
+    for (model, batch), group in rounds.groupby(["model", "batch"]):
+        baseline = baselines.first().get((model, batch))
+        if baseline is None:
+            continue
+        table = group.pivot_table(
+            index="round", columns=["backend", "precision", "shape"], values="median_ms"
+        )
+        base_backend, base_precision = baseline.split()
+        base_column = next(c for c in table.columns if c[:2] == (base_backend, base_precision))
+        half = len(table) // 2
+        for column in table.columns:
+            if column == base_column:
+                continue
+            first, second = table.iloc[:half], table.iloc[half : 2 * half]
+            estimates = [
+                paired_ratio(part[base_column].to_numpy(), part[column].to_numpy()).ratio
+                for part in (first, second)
+            ]
+            ratios[(model, *column, batch)] = estimates[0] / estimates[1]
+    return pd.Series(ratios, dtype=float)
 
 
 def within(ratios: pd.Series, tolerance: float) -> str:
@@ -137,6 +169,21 @@ def main() -> None:
         }
         print(f"\nrepetition {number} against repetition 1:")
         for name, value in figures[number].items():
+            print(f"  {name:>38}: {value}")
+
+    for number, rep in enumerate(reps, start=1):
+        halves = half_speedup_ratios(rep)
+        rounds = int(rep["rounds"]["round"].max()) + 1
+        figures.setdefault(f"halves {number}", {}).update(
+            {
+                "rounds per half": rounds // 2,
+                "side-by-side speedups within 10%": within(halves, 0.10),
+                "side-by-side speedups within 5%": within(halves, 0.05),
+                "ratio range": f"{halves.min():.2f}-{halves.max():.2f}",
+            }
+        )
+        print(f"\nrepetition {number}, first half of its rounds against the second half:")
+        for name, value in figures[f"halves {number}"].items():
             print(f"  {name:>38}: {value}")
 
     print("\nrecommendation per model and batch, by repetition:")
