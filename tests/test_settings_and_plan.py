@@ -1,5 +1,7 @@
 """The validated config as typed settings, and the plan of combinations built from it."""
 
+from pathlib import Path
+
 import pytest
 from deploybench.errors import ConfigError
 from deploybench.hardware import HostFacts
@@ -22,8 +24,12 @@ def default_config():
 
 
 def test_default_config_validates_and_gets_schema_defaults(default_config):
+    import yaml
+
     config = validated(default_config)
-    assert config["timing"]["min_iterations"] == 30
+    timing_schema = yaml.safe_load(Path(SCHEMA).read_text())["properties"]["timing"]["properties"]
+    assert "timing" not in default_config  # so every timing value below came from the schema
+    assert config["timing"]["min_iterations"] == timing_schema["min_iterations"]["default"]
     assert config["parity"]["tolerances"]["fp32"]["max_rel"] == 1e-4
     assert config["export"]["simplifier"] == "onnxsim"
     settings = parse_config(config)

@@ -189,7 +189,9 @@ def onnx_fact_targets():
     used = {
         (r.model, r.shape) for r in PLANNED if get_backend(r.backend).source == "onnx"
     }
-    exports = [f"results/onnx/{model}/export.json" for model in sorted({m for m, _ in used})]
+    exports = [
+        f"results/onnx/{model}/export.json" for model in sorted({m for m, _ in used})
+    ]
     return exports + [
         f"results/onnx/{model}/{shape}/simplify.json" for model, shape in sorted(used)
     ]
