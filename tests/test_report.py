@@ -122,6 +122,23 @@ def test_configurations_the_paired_ci_cannot_separate_are_a_tie_settled_by_parit
     assert "picked openvino fp32 (dynamic) by better parity, then smaller artifact" in pick["tie"]
 
 
+@pytest.mark.parametrize("pretrained", [True, False])
+def test_random_weights_fall_back_to_inconclusive_parity_and_pretrained_never_do(pretrained):
+    frame, rounds = comparison(
+        [
+            ("pytorch", "fp32", "dynamic", 1.0, "inconclusive", 100),
+            ("onnxruntime", "fp32", "dynamic", 0.5, "inconclusive", 100),
+            ("openvino", "int8", "dynamic", 0.25, "fail", 100),
+        ]
+    )
+    (pick,) = recommend(frame, rounds, pretrained=pretrained)
+    if pretrained:  # a real model must pass parity: nothing does
+        assert pick["row"] is None and pick["note"] == "no configuration passed parity"
+    else:  # random weights cannot judge agreement: the fastest within tolerance, said so
+        assert pick["row"]["backend"] == "onnxruntime"  # never the failing, faster int8
+        assert "random weights" in pick["note"]
+
+
 def test_a_steady_small_lead_is_not_a_tie_even_under_drift():
     frame, rounds = comparison(
         [
@@ -138,6 +155,9 @@ def test_a_steady_small_lead_is_not_a_tie_even_under_drift():
 def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
     summary, rounds = tmp_path / "summary.csv", tmp_path / "rounds.csv"
     frame, round_frame = summary_rows()
+    # the load average and clock before and after the timings: the report shows their range
+    frame["load_average_before"], frame["load_average_after"] = 0.25, 1.5
+    frame["cpu_mhz_before"], frame["cpu_mhz_after"] = 2000.0, 2900.0
     frame.to_csv(summary, index=False)
     round_frame.to_csv(rounds, index=False)
     latencies = tmp_path / "latencies.csv"
@@ -189,6 +209,8 @@ def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
             assert f"<th>{distribution}</th>" in html
     assert "<td>openvino</td><td>cpu</td>" in html and "<td>benchmark_app</td>" in html
     assert "baseline and parity reference" in html
+    assert "<td>0.25 – 1.5;" in html  # from before to after, not one of them twice
+    assert "<td>2000 – 2900 MHz" in html
     # a row that failed spans every result column with its reason
     assert f'<td colspan="{len(RESULT_COLUMNS)}">RuntimeError: boom</td>' in html
 
@@ -200,6 +222,13 @@ def test_crosscheck_note_tells_drift_from_a_real_difference():
     assert "drifted" in crosscheck_note(1.30, 1.25)
     assert "not explained by drift" in crosscheck_note(1.30, 1.02)
     assert crosscheck_note(float("nan"), None) == ""
+    # the boundaries: 15% apart in either direction, and drift of 10%
+    assert crosscheck_note(1.14, None) == "" and crosscheck_note(0.86, None) == ""
+    assert crosscheck_note(1.16, None) and crosscheck_note(0.84, None)
+    assert "drifted" in crosscheck_note(0.80, 0.88) and "drifted" in crosscheck_note(1.2, 1.11)
+    assert "not explained" in crosscheck_note(1.2, 1.09)
+    assert "not explained" in crosscheck_note(1.2, 0.91)
+    assert "not explained" in crosscheck_note(1.2, float("nan"))
 
 
 def test_numbers_are_formatted_without_needless_exponents():

@@ -167,6 +167,7 @@ COMPARISON = {
     "burst_seconds": 0.02,
     "burst_max_seconds": 5.0,
     "baseline_bursts": 2,
+    "processes": 2,
     "gap_seconds": 0.01,
 }
 
@@ -194,30 +195,37 @@ class ScriptedWorker:
         pass
 
 
-def test_rounds_give_the_baseline_extra_bursts_pool_them_and_go_on_after_a_crash():
+def test_rounds_give_the_baseline_extra_bursts_take_turns_among_processes_and_survive_a_crash():
     from deploybench.records import ComparedConfig, Status
     from deploybench.stages.compare import _add_speedups, _Contender, _run_rounds
 
     calls = []
     settings = dict(COMPARISON, rounds=3, gap_seconds=0.0)
-    # one warm-up answer, then per round: the baseline's two bursts, the others' one
-    base = ScriptedWorker([99.0, 10.0, 30.0, 20.0, 20.0, 12.0, 14.0], calls)
-    fast = ScriptedWorker([99.0, 5.0, 10.0, 6.0], calls)
+    # each worker: one warm-up answer, then one per burst it is given
+    base_a = ScriptedWorker([99.0, 10.0, 20.0, 12.0], calls)
+    base_b = ScriptedWorker([99.0, 30.0, 20.0, 14.0], calls)
+    fast_a = ScriptedWorker([99.0, 5.0, 6.0], calls)
+    fast_b = ScriptedWorker([99.0, 10.0], calls)
     dying = ScriptedWorker([99.0, 1.0], calls, dies_at=2)
+    workers = {"pytorch": [base_a, base_b], "fast": [fast_a, fast_b], "dying": [dying]}
+    OK = Status.OK
     contenders = [
-        _Contender(
-            ComparedConfig(backend=b, precision="fp32", shape="dynamic", status=Status.OK), w
-        )
-        for b, w in (("pytorch", base), ("fast", fast), ("dying", dying))
+        _Contender(ComparedConfig(backend=b, precision="fp32", shape="dynamic", status=OK), w)
+        for b, w in workers.items()
     ]
     _run_rounds(contenders, settings, "pytorch fp32")
-    assert calls.count(base) == 1 + 3 * 2 and calls.count(fast) == 1 + 3
+    # the baseline: two bursts a round, one in each of its processes
+    assert calls.count(base_a) == calls.count(base_b) == 1 + 3
+    # the others: one burst a round, the processes taking turns
+    assert calls.count(fast_a) == 1 + 2 and calls.count(fast_b) == 1 + 1
     baseline, quick, crashed = (c.entry for c in contenders)
     # the baseline's two bursts of a round are pooled: median of {10, 30}, {20, 20}, {12, 14}
     assert baseline.round_medians_ms == [20.0, 20.0, 13.0] and baseline.rounds == 3
     assert quick.round_medians_ms == [5.0, 10.0, 6.0]
+    assert contenders[1].by_process == [[5.0, 6.0], [10.0]]
     assert crashed.status is Status.FAILED and crashed.reason.startswith("killed by SIGSEGV")
     assert crashed.rounds == 1 and crashed.round_medians_ms == [1.0, None, None]
+    assert not contenders[2].alive
     _add_speedups([baseline, quick], "pytorch fp32")
     assert quick.speedup == pytest.approx(13 / 6)  # median of 20/5, 20/10, 13/6
     assert quick.speedup_ci_low <= quick.speedup <= quick.speedup_ci_high

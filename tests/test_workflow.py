@@ -287,7 +287,9 @@ def test_a_backend_registered_from_outside_flows_through_every_stage(tmp_path):
 
     config = yaml.safe_load(TINY.read_text())
     config["models"]["tiny"]["input_size"] = 32
-    config.update(backends=["pytorch", "onnx_reference"], precisions=["fp32"], batch_sizes=[1])
+    config.update(
+        backends=["pytorch", "onnx_reference", "onnx_scaled"], precisions=["fp32"], batch_sizes=[1]
+    )
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(config))
     env = isolated_env()
@@ -297,17 +299,30 @@ def test_a_backend_registered_from_outside_flows_through_every_stage(tmp_path):
         assert any(f"results/{stage}/tiny/onnx_reference/fp32/" in o for o in dry), stage
 
     snakemake(workdir, "report", configfile=path, env=env)
-    rows = [
-        r
-        for r in csv.DictReader((workdir / "results" / "summary.csv").open())
-        if r["backend"] == "onnx_reference"
-    ]
-    assert {(r["shape"], r["status"]) for r in rows} == {("static_b1", "ok"), ("dynamic", "ok")}
+    from deploybench.io import load_npz
+    from deploybench.parity import degenerate_reason
+
+    # the verdict an exact backend must get is known from the reference alone
+    reference = load_npz(workdir / "results" / "reference" / "tiny" / "outputs.npz")
+    degenerate = any(degenerate_reason(v) for v in reference.values())
+    exact = "inconclusive" if degenerate else "pass"
+    all_rows = list(csv.DictReader((workdir / "results" / "summary.csv").open()))
+    assert {(r["backend"], r["shape"]) for r in all_rows} == {
+        ("pytorch", "dynamic"),
+        *((b, s) for b in ("onnx_reference", "onnx_scaled") for s in ("static_b1", "dynamic")),
+    }
+    rows = [r for r in all_rows if r["backend"] == "onnx_reference"]
     for row in rows:
-        assert row["version"] == onnx.__version__
-        assert row["parity_verdict"] in {"pass", "inconclusive"}
+        assert row["status"] == "ok" and row["version"] == onnx.__version__
+        assert row["parity_verdict"] == exact
         assert float(row["parity_max_rel"]) < 1e-4
         assert row["cmp_baseline"] == "pytorch fp32" and float(row["cmp_speedup"]) > 0
+    for row in (r for r in all_rows if r["backend"] == "onnx_scaled"):
+        assert row["status"] == "ok" and row["parity_verdict"] == "fail"
+        assert "max rel error" in row["parity_reason"]
+    (baseline,) = (r for r in all_rows if r["backend"] == "pytorch")
+    # the baseline is 1 by definition; its outputs are the reference run again
+    assert float(baseline["cmp_speedup"]) == 1.0 and baseline["parity_verdict"] == exact
     html = (workdir / "reports" / "report.html").read_text()
     assert "onnx_reference" in html and "fp32 (numpy)" in html
 

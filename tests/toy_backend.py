@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 from deploybench.backends import Backend, Runner
 
-ENVIRONMENT = "onnx_reference=toy_backend:OnnxReferenceBackend"
+ENVIRONMENT = (
+    "onnx_reference=toy_backend:OnnxReferenceBackend,onnx_scaled=toy_backend:ScaledOutputsBackend"
+)
 
 
 class OnnxReferenceRunner(Runner):
@@ -41,3 +43,19 @@ class OnnxReferenceBackend(Backend):
 
     def _load(self, artifact_dir: Path) -> Runner:
         return OnnxReferenceRunner(artifact_dir / "model.onnx", self.threads)
+
+
+class ScaledOutputsRunner(OnnxReferenceRunner):
+    """Right graph, wrong numbers: every output 1.5x what it should be."""
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: value * 1.5 for name, value in super().run(batch).items()}
+
+
+class ScaledOutputsBackend(OnnxReferenceBackend):
+    """A deliberately broken backend: its parity must fail, whatever the reference."""
+
+    name = "onnx_scaled"
+
+    def _load(self, artifact_dir: Path) -> Runner:
+        return ScaledOutputsRunner(artifact_dir / "model.onnx", self.threads)

@@ -243,6 +243,8 @@ class ComparedConfig:
     foreign_cpu_max: float | None = None  # most cores other processes used during a burst
     round_medians_ms: list[float | None] = field(default_factory=list, metadata=DETAIL)
     latencies_ms: list[list[float]] = field(default_factory=list, metadata=DETAIL)
+    # the median of everything each of its worker processes measured
+    process_medians_ms: list[float] = field(default_factory=list, metadata=DETAIL)
 
     @property
     def key(self) -> tuple[str, str, str]:

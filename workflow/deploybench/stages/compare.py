@@ -67,7 +67,21 @@ def burst_settings(comparison: dict[str, Any], warmup: bool = False) -> TimingSe
 @dataclasses.dataclass
 class _Contender:
     entry: ComparedConfig
-    worker: Worker | None = None
+    workers: list[Worker] = dataclasses.field(default_factory=list)
+    # every latency measured in each worker process, for the process-to-process spread
+    by_process: list[list[float]] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.by_process = self.by_process or [[] for _ in self.workers]
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.workers)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
+        self.workers = []
 
 
 def compare_configs(
@@ -88,12 +102,17 @@ def compare_configs(
         _contender(ConfigKey(**c["key"]), d) for c, d in zip(configs, artifact_dirs, strict=True)
     ]
     try:
-        _start_workers(contenders, configs, artifact_dirs, data, threads, limits)
+        _start_workers(
+            contenders, configs, artifact_dirs, data, threads, limits, comparison["processes"]
+        )
         _run_rounds(contenders, comparison, baseline)
     finally:
         for contender in contenders:
-            if contender.worker is not None:
-                contender.worker.close()
+            contender.close()
+    for contender in contenders:
+        contender.entry.process_medians_ms = [
+            float(np.median(latencies)) for latencies in contender.by_process if latencies
+        ]
     entries = [c.entry for c in contenders]
     note = _add_speedups(entries, baseline)
     ComparisonRecord(
@@ -121,12 +140,12 @@ def _contender(key: ConfigKey, artifact_dir: str) -> _Contender:
 def _fail(contender: _Contender, reason: str) -> None:
     log.error("%s: %s", " ".join(contender.entry.key), reason)
     contender.entry.status, contender.entry.reason = Status.FAILED, reason
-    if contender.worker is not None:
-        contender.worker.close()
-        contender.worker = None
+    contender.close()
 
 
-def _start_workers(contenders, configs, artifact_dirs, data, threads, limits) -> None:
+def _start_workers(
+    contenders, configs, artifact_dirs, data, threads, limits, processes: int
+) -> None:
     for contender, config, artifact_dir in zip(contenders, configs, artifact_dirs, strict=True):
         if contender.entry.status is not Status.OK:
             continue
@@ -135,15 +154,18 @@ def _start_workers(contenders, configs, artifact_dirs, data, threads, limits) ->
             BurstServer, bind_backend(key, threads, config["options"]), Path(artifact_dir), data
         )
         try:
-            contender.worker = Worker(setup, stage_limits(limits, "timing"), job_log_path())
-            log.info("%s loaded in worker %d", " ".join(contender.entry.key), contender.worker.pid)
+            for _ in range(processes):
+                worker = Worker(setup, stage_limits(limits, "timing"), job_log_path())
+                contender.workers.append(worker)
+                log.info("%s loaded in worker %d", " ".join(contender.entry.key), worker.pid)
         except (ChildDied, CallFailed) as exc:
             _fail(contender, str(exc))
+        contender.by_process = [[] for _ in range(processes)]
 
 
-def _call_burst(contender: _Contender, settings: TimingSettings):
+def _call_burst(contender: _Contender, settings: TimingSettings, process: int = 0):
     try:
-        return contender.worker.call("burst", settings)
+        return contender.workers[process].call("burst", settings)
     except (ChildDied, CallFailed) as exc:
         _fail(contender, str(exc))
         return None
@@ -151,41 +173,50 @@ def _call_burst(contender: _Contender, settings: TimingSettings):
 
 def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any], baseline: str) -> None:
     """R rounds; in each, every configuration one burst (the baseline ``baseline_bursts``) in
-    a freshly shuffled order. A configuration's round median pools all its latencies of that
-    round.
+    a freshly shuffled order, its bursts taking turns among its worker processes. A
+    configuration's round median pools all its latencies of that round.
 
     Every speedup divides by the baseline's round median, so its noise is in all of them: a
-    second baseline burst per round halves that share for one extra burst.
+    second baseline burst per round halves that share for one extra burst. And one process can
+    run a configuration persistently faster or slower than another (memory layout, thread
+    placement: seen here as 26% for eager PyTorch between two runs whose other configurations
+    agreed within 3%), which no number of rounds in that one process reveals: turns among
+    processes average it and put it into the spread between rounds, where the CI sees it.
     """
-    live = [c for c in contenders if c.worker is not None]
-    for contender in live:  # the first warm-up, longer than a burst's own
-        _call_burst(contender, burst_settings(comparison, warmup=True))
+    for contender in contenders:  # the first warm-up, longer than a burst's own
+        for process in range(len(contender.workers)):
+            if contender.alive:
+                _call_burst(contender, burst_settings(comparison, warmup=True), process)
     order_rng = random.Random(0)
     rounds = comparison["rounds"]
     for contender in contenders:
         contender.entry.round_medians_ms = [None] * rounds
-        if contender.worker is not None:
+        if contender.alive:
             contender.entry.latencies_ms = [[] for _ in range(rounds)]
+    turns = {id(c): 0 for c in contenders}
     for number in range(rounds):
         order = []
         for contender in contenders:
-            if contender.worker is not None:
+            if contender.alive:
                 extra = (
                     comparison["baseline_bursts"] - 1 if _is_baseline(contender, baseline) else 0
                 )
-                order += [contender] * (1 + extra)
+                for _ in range(1 + extra):
+                    order.append((contender, turns[id(contender)] % len(contender.workers)))
+                    turns[id(contender)] += 1
         order_rng.shuffle(order)
-        for contender in order:
-            if contender.worker is None:  # crashed earlier in this round
+        for contender, process in order:
+            if not contender.alive:  # crashed earlier in this round
                 continue
             # let the previous configuration's threads stop spinning before this burst
             time.sleep(comparison["gap_seconds"])
-            result = _call_burst(contender, burst_settings(comparison))
+            result = _call_burst(contender, burst_settings(comparison), process)
             if result is None:
                 continue
             latencies, foreign = result
             entry = contender.entry
             entry.latencies_ms[number].extend(latencies)
+            contender.by_process[process].extend(latencies)
             if foreign is not None:
                 entry.foreign_cpu_max = max(entry.foreign_cpu_max or 0.0, foreign)
         for contender in contenders:
