@@ -179,9 +179,9 @@ def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any], baseli
     Every speedup divides by the baseline's round median, so its noise is in all of them: a
     second baseline burst per round halves that share for one extra burst. And one process can
     run a configuration persistently faster or slower than another (memory layout, thread
-    placement: seen here as 26% for eager PyTorch between two runs whose other configurations
-    agreed within 3%), which no number of rounds in that one process reveals: turns among
-    processes average it and put it into the spread between rounds, where the CI sees it.
+    placement; seen here up to 20%: eager PyTorch at 58 and 70 ms in two processes of one
+    job), which no number of rounds in a single process reveals: turns among processes average
+    it and put it into the spread between rounds, where the CI sees it.
     """
     for contender in contenders:  # the first warm-up, longer than a burst's own
         for process in range(len(contender.workers)):
