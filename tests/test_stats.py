@@ -86,3 +86,48 @@ def test_ci_over_rounds_covers_the_true_ratio_about_95_percent_of_the_time():
         covered += estimate.ci_low <= 1.5 <= estimate.ci_high
     # a percentile bootstrap of the median over 15 rounds: close to nominal, a bit under
     assert 0.88 <= covered / trials <= 0.99
+
+
+def test_the_edges_of_the_input_checks():
+    with pytest.raises(ValueError, match="1-D"):
+        summarize(np.float64(3.0))  # a scalar is not a sequence of latencies
+    zero = summarize([0.0, 0.0])  # a zero latency is allowed (and its CV is 0, not NaN)
+    assert zero.median_ms == 0.0 and zero.cv == 0.0
+    sub_millisecond = summarize([0.5, 0.7])
+    assert sub_millisecond.cv > 0 and sub_millisecond.std_ms == pytest.approx(
+        np.std([0.5, 0.7], ddof=1)
+    )
+    with pytest.raises(ValueError, match="non-negative"):
+        summarize([0.5, -0.5])
+
+
+def test_two_samples_get_a_real_interval():
+    low, high = bootstrap_median_ci([1.0, 3.0])
+    assert low == 1.0 and high == 3.0  # resampled medians of two values span both
+
+
+def test_a_ci_touching_one_is_a_tie_and_estimates_are_immutable():
+    import dataclasses
+
+    from deploybench.stats import RatioEstimate
+
+    assert RatioEstimate(1.2, 1.0, 1.3, 10).tie and RatioEstimate(0.9, 0.8, 1.0, 10).tie
+    assert not RatioEstimate(1.2, 1.01, 1.3, 10).tie and not RatioEstimate(0.9, 0.8, 0.99, 10).tie
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RatioEstimate(1.2, 1.0, 1.3, 10).ratio = 2.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        summarize([1.0]).median_ms = 2.0
+
+
+@pytest.mark.parametrize(
+    ("top", "bottom"),
+    [([1.0, 2.0], [1.0, 2.0, 3.0]), ([1.0, 2.0, 3.0], [1.0, 2.0]), ([[1.0, 2.0]], [[1.0, 2.0]])],
+)
+def test_paired_rounds_must_line_up(top, bottom):
+    with pytest.raises(ValueError, match="same length"):
+        paired_ratio(np.array(top), np.array(bottom))
+
+
+def test_rounds_without_a_positive_denominator_are_left_out():
+    estimate = paired_ratio(np.array([6.0, 6.0, 6.0]), np.array([0.0, -1.0, 2.0]))
+    assert estimate.rounds == 1 and estimate.ratio == 3.0
