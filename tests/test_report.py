@@ -239,3 +239,34 @@ def test_numbers_are_formatted_without_needless_exponents():
     assert _fmt(0.00709) == "0.00709"
     assert _fmt(3.6e-9) == "3.60e-09"
     assert _fmt(float("nan")) == "" and _fmt(None) == ""
+
+
+def test_only_configurations_that_ran_are_recommended_and_missing_comparisons_are_explained():
+    from deploybench.stages.decide import comparison_notes
+
+    frame, rounds = comparison(
+        [
+            ("pytorch", "fp32", "dynamic", 1.0, "pass", 100),
+            ("onnxruntime", "fp32", "dynamic", 0.5, "pass", 100),
+            ("openvino", "fp32", "dynamic", 0.2, "pass", 100),
+        ]
+    )
+    frame.loc[frame.backend == "openvino", "status"] = "failed"  # fastest, but its timing failed
+    (pick,) = recommend(frame, rounds, pretrained=True)
+    assert pick["row"]["backend"] == "onnxruntime"
+    assert comparison_notes(frame) == []
+    only_baseline = frame[frame.backend == "pytorch"]
+    assert comparison_notes(only_baseline) == [
+        "batch 1: nothing to compare side by side: only the baseline ran"
+    ]
+    unpaired = frame.assign(cmp_speedup=float("nan"))
+    assert comparison_notes(unpaired) == [
+        "batch 1: no speedups: the baseline was not measured side by side"
+    ]
+
+
+def test_the_drift_note_says_how_far_our_median_moved():
+    from deploybench.stages.decide import crosscheck_note
+
+    assert "moved +25%" in crosscheck_note(1.3, 1.25)
+    assert "moved -20%" in crosscheck_note(1.3, 0.8)
