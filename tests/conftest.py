@@ -3,6 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from deploybench.gpu import nvidia_smi_sees_gpu
+from hypothesis import settings
+
+# The same examples on every run and machine (a CI failure is reproducible), and no example
+# database written into the checkout.
+settings.register_profile("deploybench", derandomize=True, database=None)
+settings.load_profile("deploybench")
 
 
 def pytest_collection_modifyitems(config, items):
