@@ -222,7 +222,7 @@ def test_rounds_give_the_baseline_extra_bursts_take_turns_among_processes_and_su
     # the baseline's two bursts of a round are pooled: median of {10, 30}, {20, 20}, {12, 14}
     assert baseline.round_medians_ms == [20.0, 20.0, 13.0] and baseline.rounds == 3
     assert quick.round_medians_ms == [5.0, 10.0, 6.0]
-    assert contenders[1].by_process == [[5.0, 6.0], [10.0]]
+    assert contenders[1].by_process == {0: [5.0, 6.0], 1: [10.0]}
     assert crashed.status is Status.FAILED and crashed.reason.startswith("killed by SIGSEGV")
     assert crashed.rounds == 1 and crashed.round_medians_ms == [1.0, None, None]
     assert not contenders[2].alive

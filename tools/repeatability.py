@@ -80,10 +80,12 @@ def half_speedup_ratios(rep: dict) -> pd.Series:
     R/2 rounds moves, without another run.
     """
     summary, rounds = rep["summary"], rep["rounds"]
-    baselines = summary.dropna(subset=["cmp_baseline"]).groupby(["model", "batch"]).cmp_baseline
+    baselines = (
+        summary.dropna(subset=["cmp_baseline"]).groupby(["model", "batch"]).cmp_baseline.first()
+    )
     ratios = {}
     for (model, batch), group in rounds.groupby(["model", "batch"]):
-        baseline = baselines.first().get((model, batch))
+        baseline = baselines.get((model, batch))
         if baseline is None:
             continue
         table = group.pivot_table(

@@ -11,6 +11,7 @@ policy is changed. Speedups are paired per round, so drift that hits a round hit
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import logging
@@ -68,11 +69,10 @@ def burst_settings(comparison: dict[str, Any], warmup: bool = False) -> TimingSe
 class _Contender:
     entry: ComparedConfig
     workers: list[Worker] = dataclasses.field(default_factory=list)
-    # every latency measured in each worker process, for the process-to-process spread
-    by_process: list[list[float]] = dataclasses.field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.by_process = self.by_process or [[] for _ in self.workers]
+    # every latency measured in each worker process (by its index), for the process spread
+    by_process: dict[int, list[float]] = dataclasses.field(
+        default_factory=lambda: collections.defaultdict(list)
+    )
 
     @property
     def alive(self) -> bool:
@@ -111,7 +111,7 @@ def compare_configs(
             contender.close()
     for contender in contenders:
         contender.entry.process_medians_ms = [
-            float(np.median(latencies)) for latencies in contender.by_process if latencies
+            float(np.median(contender.by_process[p])) for p in sorted(contender.by_process)
         ]
     entries = [c.entry for c in contenders]
     note = _add_speedups(entries, baseline)
@@ -160,7 +160,6 @@ def _start_workers(
                 log.info("%s loaded in worker %d", " ".join(contender.entry.key), worker.pid)
         except (ChildDied, CallFailed) as exc:
             _fail(contender, str(exc))
-        contender.by_process = [[] for _ in range(processes)]
 
 
 def _call_burst(contender: _Contender, settings: TimingSettings, process: int = 0):
@@ -188,29 +187,29 @@ def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any], baseli
             if contender.alive:
                 _call_burst(contender, burst_settings(comparison, warmup=True), process)
     order_rng = random.Random(0)
+    burst = burst_settings(comparison)
     rounds = comparison["rounds"]
     for contender in contenders:
         contender.entry.round_medians_ms = [None] * rounds
         if contender.alive:
             contender.entry.latencies_ms = [[] for _ in range(rounds)]
-    turns = {id(c): 0 for c in contenders}
     for number in range(rounds):
         order = []
         for contender in contenders:
             if contender.alive:
-                extra = (
-                    comparison["baseline_bursts"] - 1 if _is_baseline(contender, baseline) else 0
-                )
-                for _ in range(1 + extra):
-                    order.append((contender, turns[id(contender)] % len(contender.workers)))
-                    turns[id(contender)] += 1
+                bursts = comparison["baseline_bursts"] if _is_baseline(contender, baseline) else 1
+                # burst k of round r goes to process (r * bursts + k) mod P: turn by turn
+                order += [
+                    (contender, (number * bursts + k) % len(contender.workers))
+                    for k in range(bursts)
+                ]
         order_rng.shuffle(order)
         for contender, process in order:
             if not contender.alive:  # crashed earlier in this round
                 continue
             # let the previous configuration's threads stop spinning before this burst
             time.sleep(comparison["gap_seconds"])
-            result = _call_burst(contender, burst_settings(comparison), process)
+            result = _call_burst(contender, burst, process)
             if result is None:
                 continue
             latencies, foreign = result
