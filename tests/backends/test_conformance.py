@@ -6,6 +6,8 @@ Parametrised over the registry: a new backend is tested here without an edit."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import tomllib
 
 import numpy as np
@@ -56,6 +58,19 @@ def eager_model(tmp_path_factory):
     return folder, batch, reference
 
 
+def compile_for_test(backend, source, out_dir, calibration=None):
+    """``backend.compile``, after its tuning stage where it has one (untuned: fast)."""
+    tuning = None
+    if backend.needs_tuning:
+        from deploybench.specs import TuningSettings
+
+        tuning = out_dir.parent / f"{out_dir.name}-tuning"
+        tuning.mkdir()
+        untuned = TuningSettings(0, None, None, 1, 8, 1)
+        type(backend).tune([source], tuning, untuned, backend.threads)
+    return backend.compile(source, out_dir, calibration, tuning=tuning)
+
+
 def source_and_reference(backend, shape, tiny_onnx, tiny_inputs, tiny_reference, eager_model):
     """What this backend compiles, the evaluation batch, the reference and the output names."""
     if backend.source == "torch":
@@ -81,9 +96,10 @@ def test_compile_load_run_named_outputs_and_parity(
     )
     backend = backend_cls(precision, 1, None)
     calibration = tiny_inputs["calibration"] if precision in backend.needs_calibration else None
-    facts = backend.compile(source, tmp_path, calibration)
+    artifact = tmp_path / "artifact"
+    facts = compile_for_test(backend, source, artifact, calibration)
     assert facts.artifact_bytes > 0 and facts.files
-    with backend.load(tmp_path) as runner:
+    with backend.load(artifact) as runner:
         raw = runner.run(evaluation[:2])
         outputs = run_all(runner, evaluation, static_batch(SHAPES[shape]))
     assert list(raw) == list(reference), "outputs must be keyed by the graph's names"
@@ -101,12 +117,26 @@ def test_the_thread_count_reaches_the_library(
     name, threads, tiny_onnx, tiny_inputs, eager_model, tmp_path
 ):
     backend_cls = runnable(name, "fp32")
-    source = eager_model[0] if backend_cls.source == "torch" else tiny_onnx["dynamic"]
+    if backend_cls.source == "torch":
+        source = eager_model[0]
+    else:
+        source = tiny_onnx["dynamic" if "dynamic" in backend_cls.shapes else "static"]
     backend = backend_cls("fp32", threads, None)
-    backend.compile(source, tmp_path)
-    with backend.load(tmp_path) as runner:
-        # read back from the library, not echoed from our argument
-        assert runner.execution_info["threads"] == threads
+    artifact = tmp_path / "artifact"
+    compile_for_test(backend, source, artifact)
+    # loaded in a fresh process, as every runner is (a library may size its thread pool once
+    # per process); read back from the library, not echoed from our argument
+    probe = (
+        "from pathlib import Path; from deploybench.backends import get_backend; "
+        f"runner = get_backend({name!r})('fp32', {threads}, None).load(Path({str(artifact)!r})); "
+        "print('THREADS', runner.execution_info['threads'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300
+    )
+    reported = [line for line in result.stdout.splitlines() if line.startswith("THREADS ")]
+    assert reported, result.stderr[-2000:]
+    assert reported[-1] == f"THREADS {threads}"
 
 
 @pytest.mark.parametrize("name", backend_names())

@@ -55,19 +55,25 @@ def plan(settings: Settings, host: HostFacts) -> list[Combination]:
     for backend_name in settings.backends:
         backend = get_backend(backend_name)
         if backend.source == "onnx":
+            offered = shapes
             usable = [s for s in shapes if shape_kind(s) in backend.shapes]
         else:
             # `shapes` describes ONNX graphs; an eager model takes any batch, always.
-            usable = ["dynamic"]
+            offered = usable = ["dynamic"]
         for precision in settings.precisions:
             reason = _why_not(backend_name, precision, usable, host)
             for model in settings.models:
-                # A backend that fits none of the configured shapes still shows up, as skipped.
-                for shape in usable or shapes:
+                # Shapes the backend does not take still show up, as skipped with its reason.
+                for shape in offered:
+                    why = reason or (
+                        "" if shape in usable else backend.shape_reason or _shape_reason(backend)
+                    )
                     for batch in batches_for(shape, settings.batch_sizes):
                         rows.append(
-                            Combination(
-                                model, backend_name, precision, shape, batch, not reason, reason
-                            )
+                            Combination(model, backend_name, precision, shape, batch, not why, why)
                         )
     return rows
+
+
+def _shape_reason(backend) -> str:
+    return f"{backend.name} runs only {'/'.join(backend.shapes)} shapes"

@@ -13,7 +13,7 @@ from typing import Any
 
 from .backends.registry import backend_names, get_backend
 from .errors import ConfigError
-from .specs import ModelSpec, TimingSettings, Tolerance
+from .specs import ModelSpec, TimingSettings, Tolerance, TuningSettings
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,15 @@ def parse_config(config: dict[str, Any]) -> Settings:
         get_backend(name).make_options(options.get(name))
     for raw in config["parity"]["tolerances"].values():
         Tolerance(**raw)
+    tvm_tuning = config["tuning"]["tvm"]
+    strays = sorted(set(tvm_tuning["models"]) - set(models))
+    if strays:
+        raise ConfigError(
+            f"tuning.tvm.models: {', '.join(strays)} is not a configured model; "
+            f"choose from {', '.join(models)}"
+        )
+    for name in models:
+        TuningSettings.for_model(tvm_tuning, name)
 
     return Settings(
         models=models,

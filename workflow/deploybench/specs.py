@@ -148,3 +148,35 @@ def static_batch(shape: str) -> int | None:
 def batches_for(shape: str, batch_sizes: tuple[int, ...]) -> list[int]:
     fixed = static_batch(shape)
     return list(batch_sizes) if fixed is None else [fixed]
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """One model's TVM tuning budget: ``tuning.tvm`` with that model's override applied."""
+
+    trials_per_task: int
+    max_minutes: float | None
+    #: An existing MetaSchedule database folder to start from (records reused, never modified).
+    seed_database: str | None
+    #: Trials measured per round of the task scheduler.
+    trials_per_round: int
+    #: Evolutionary search: candidates kept per generation and generations per round.
+    population_size: int
+    genetic_iterations: int
+
+    def __post_init__(self) -> None:
+        if self.trials_per_task < 0:
+            raise ConfigError("tuning.tvm.trials_per_task must be >= 0")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ConfigError("tuning.tvm.max_minutes must be > 0 (or null: no cap)")
+        if self.trials_per_round < 1:
+            raise ConfigError("tuning.tvm.trials_per_round must be >= 1")
+
+    @classmethod
+    def for_model(cls, tuning: dict[str, Any], model: str) -> TuningSettings:
+        """From the validated ``tuning.tvm`` section, with ``models.<model>`` applied."""
+        general = {k: v for k, v in tuning.items() if k != "models"}
+        return cls(**{**general, **tuning.get("models", {}).get(model, {})})
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -17,6 +17,7 @@ from deploybench.errors import ConfigError
 from deploybench.gpu import gpu_present
 from deploybench.plan import plan
 from deploybench.settings import describe_validation_error, parse_config
+from deploybench.specs import TuningSettings
 
 try:
     validate(config, "../../config/schema.yaml")
@@ -147,6 +148,30 @@ def backend_env(wildcards):
     )
 
 
+def compile_tuning(wildcards):
+    """The tuning stage's folder, for a backend that compiles from one (TVM)."""
+    if get_backend(wildcards.backend).needs_tuning:
+        return f"results/tuning/{wildcards.model}/{wildcards.backend}"
+    return []
+
+
+def tuning_graphs(wildcards):
+    """The static-batch graphs of this model that TVM compiles: all of them are tuned at once."""
+    shapes = sorted(
+        {r.shape for r in PLANNED if r.model == wildcards.model and r.backend == "tvm"}
+    )
+    return [f"results/onnx/{wildcards.model}/{shape}/model.onnx" for shape in shapes]
+
+
+def tvm_tuning_settings(wildcards):
+    # this model's budget only: another model's override never re-tunes it
+    return TuningSettings.for_model(config["tuning"]["tvm"], wildcards.model).as_dict()
+
+
+def tvm_version(wildcards):
+    return get_backend("tvm").versions()
+
+
 def compile_calibration(wildcards):
     if wildcards.precision in get_backend(wildcards.backend).needs_calibration:
         return f"results/inputs/{wildcards.model}/calibration.npz"
@@ -179,6 +204,11 @@ def compile_targets():
         f"results/compiled/{r.model}/{r.backend}/{r.precision}/{r.shape}"
         for r in PLANNED
     )
+
+
+def tuning_targets():
+    models = sorted({r.model for r in PLANNED if get_backend(r.backend).needs_tuning})
+    return [f"results/tuning/{model}/tvm" for model in models]
 
 
 def comparison_targets():

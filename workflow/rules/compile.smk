@@ -4,6 +4,7 @@ rule compile_model:
     input:
         source=compile_source,
         calibration=compile_calibration,
+        tuning=compile_tuning,
     output:
         artifact=directory("results/compiled/{model}/{backend}/{precision}/{shape}"),
     log:

@@ -27,6 +27,7 @@ rule render_report:
         rounds="results/rounds.csv",
         onnx_facts=onnx_fact_targets(),
         model_facts=model_fact_targets(),
+        tuning=tuning_targets(),
     output:
         report(
             "reports/report.html",

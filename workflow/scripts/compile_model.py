@@ -6,6 +6,7 @@ run_job(
     compile_model,
     source=snakemake.input.source,
     calibration_npz=snakemake.input.calibration or None,
+    tuning_dir=snakemake.input.tuning or None,
     key=snakemake.params.key,
     options=snakemake.params.options,
     limits=snakemake.config["limits"],

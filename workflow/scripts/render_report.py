@@ -9,6 +9,7 @@ run_job(
     rounds_csv=snakemake.input.rounds,
     onnx_fact_paths=list(snakemake.input.onnx_facts),
     model_fact_paths=list(snakemake.input.model_facts),
+    tuning_dirs=list(snakemake.input.tuning),
     timing=snakemake.params.timing,
     threads=snakemake.params.threads,
     out_html=snakemake.output[0],

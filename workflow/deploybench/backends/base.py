@@ -113,6 +113,10 @@ class Backend(ABC):
     baseline: ClassVar[bool] = False
     #: The vendor's own benchmark tool that :meth:`vendor_benchmark` runs, if any.
     vendor_tool: ClassVar[str | None] = None
+    #: Whether ``compile`` needs the output of a tuning stage (``tuning=``), e.g. TVM's database.
+    needs_tuning: ClassVar[bool] = False
+    #: Why the shapes this backend does not take are skipped (shown in the report).
+    shape_reason: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
 
     def __init__(self, precision: str, threads: int, options: Any = None) -> None:
@@ -183,10 +187,21 @@ class Backend(ABC):
             raise BackendUnavailable(f"{self.name}: {reason}")
 
     def compile(
-        self, source: Path, out_dir: Path, calibration: np.ndarray | None = None
+        self,
+        source: Path,
+        out_dir: Path,
+        calibration: np.ndarray | None = None,
+        tuning: Path | None = None,
     ) -> CompileFacts:
-        """Build the artifact in ``out_dir``."""
+        """Build the artifact in ``out_dir`` (from the tuning stage's folder, if it has one)."""
         self.require_available()
+        if self.needs_tuning:
+            if tuning is None or not Path(tuning).is_dir():
+                raise InputFileError(
+                    f"{self.name} compiles from its tuning stage's output, and {tuning} is not "
+                    "there: rerun the tuning stage"
+                )
+            self.tuning_dir = Path(tuning)
         if self.precision in self.needs_calibration and (
             calibration is None or len(calibration) == 0
         ):
@@ -213,6 +228,13 @@ class Backend(ABC):
             files=[str(p.relative_to(out_dir)) for p in files],
             details=details,
         )
+
+    @classmethod
+    def tune(
+        cls, graphs: list[Path], out_dir: Path, settings: Any, threads: int, **measuring: Any
+    ) -> dict[str, Any]:
+        """The tuning stage of a backend with ``needs_tuning``: its compile reads ``out_dir``."""
+        raise NotImplementedError(f"{cls.name} has no tuning stage")
 
     def load(self, artifact_dir: Path) -> Runner:
         self.require_available()

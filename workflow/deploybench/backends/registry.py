@@ -23,6 +23,7 @@ BUILTIN: dict[str, str] = {
     "pytorch": "deploybench.backends.pytorch:PyTorchBackend",
     "onnxruntime": "deploybench.backends.onnxruntime:OnnxRuntimeBackend",
     "openvino": "deploybench.backends.openvino:OpenVinoBackend",
+    "tvm": "deploybench.backends.tvm:TvmBackend",
 }
 ENTRY_POINT_GROUP = "deploybench.backends"
 ENVIRONMENT_VARIABLE = "DEPLOYBENCH_BACKENDS"

@@ -13,6 +13,7 @@ from ..isolation import phase
 from ..records import ARTIFACT_RECORD, CompileRecord
 from ..specs import ConfigKey
 from .common import bind_backend, isolated_record, stage_limits
+from .tune import tuning_failure
 
 log = logging.getLogger("deploybench")
 
@@ -24,12 +25,19 @@ def compile_model(
     options: dict,
     limits: dict,
     out_dir: str,
+    tuning_dir: str | None = None,
 ) -> None:
     """Build the artifact in a supervised child; a failure leaves only its record."""
     config = ConfigKey(**key)
     with atomic_dir(out_dir) as tmp:
         work = functools.partial(
-            _build, config, bind_backend(config, 1, options), Path(source), calibration_npz, tmp
+            _build,
+            config,
+            bind_backend(config, 1, options),
+            Path(source),
+            calibration_npz,
+            tmp,
+            tuning_dir,
         )
         record = isolated_record(CompileRecord, config, work, stage_limits(limits, "compile"))
         if not record.is_ok:  # what a crashed or failed build left is not an artifact
@@ -38,9 +46,15 @@ def compile_model(
         record.write(tmp / ARTIFACT_RECORD)
 
 
-def _build(config, backend, source: Path, calibration_npz: str | None, out_dir: Path):
+def _build(
+    config, backend, source: Path, calibration_npz: str | None, out_dir: Path, tuning_dir=None
+):
     calibration = load_npz(calibration_npz)["calibration"] if calibration_npz else None
+    if tuning_dir is not None:
+        failure = tuning_failure(tuning_dir)
+        if failure:
+            raise RuntimeError(failure)
     phase("compile")
-    facts = backend.compile(source, out_dir, calibration)
+    facts = backend.compile(source, out_dir, calibration, tuning=tuning_dir)
     log.info("compiled in %.1f s, %d bytes", facts.seconds, facts.artifact_bytes)
     return CompileRecord.ok(config, **dataclasses.asdict(facts))

@@ -15,6 +15,7 @@ from ..backends.base import installed_version
 from ..io import atomic_path, read_json
 from ..records import missing, summary_columns
 from .decide import CROSSCHECK_TOLERANCE, comparison_notes, crosscheck_note, recommend
+from .tune import TUNING_RECORD
 
 # The workflow's own stack; each backend's packages come from its class.
 WORKFLOW_DISTRIBUTIONS = ("onnx", "onnxscript", "onnxsim", "onnxslim", "numpy", "snakemake")
@@ -243,6 +244,91 @@ def _speedup_figure(plt, sns, model: str, rows) -> str:
     return _figure_to_data_uri(fig)
 
 
+def tuning_rows(tuning_dirs: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per tuned model: what tuning cost and bought, and the points of its latency curve."""
+    rows, curve = [], []
+    for folder in sorted(tuning_dirs):
+        facts = read_json(Path(folder) / TUNING_RECORD)
+        model = Path(folder).parent.name
+        settings = facts.get("settings", {})
+        row: dict[str, Any] = {
+            "model": model,
+            "status": facts.get("status", "failed"),
+            "trials_per_task": settings.get("trials_per_task"),
+            "note": facts.get("reason", ""),
+        }
+        if row["status"] == "ok":
+            tasks = facts["tasks"]
+            tuned = sum(1 for t in tasks if t["trials"] or t["seed_records"])
+            target = facts["target"]
+            measured = next(iter(facts.get("measured", {}).values()), {})
+            untuned, tuned_run = measured.get("untuned", {}), measured.get("tuned", {})
+            row.update(
+                target=f"{target['kind']} -mcpu={target['mcpu']} -num-cores={target['num-cores']}",
+                trials=facts["trials"],
+                tasks_tuned=f"{tuned}/{len(tasks)}",
+                seed=(
+                    f"{facts['seed_records_imported']} records, {facts['tasks_from_seed']} tasks "
+                    f"not re-tuned ({facts['seed_database']})"
+                    if facts.get("seed_database")
+                    else "none"
+                ),
+                tuning_seconds=facts["tuning_seconds"],
+                batch=untuned.get("batch"),
+                untuned_ms=untuned.get("median_ms"),
+                tuned_ms=tuned_run.get("median_ms"),
+                iterations=untuned.get("iterations"),
+                gain=(
+                    untuned["median_ms"] / tuned_run["median_ms"]
+                    if untuned.get("median_ms") and tuned_run.get("median_ms")
+                    else None
+                ),
+                note="; ".join(
+                    n
+                    for n in (
+                        "wall-clock cap reached: compiled with what it had"
+                        if facts.get("hit_wall_clock_cap")
+                        else "",
+                        f"{len(tasks) - tuned} task(s) without any trial run TVM's default code"
+                        if tuned < len(tasks)
+                        else "",
+                    )
+                    if n
+                ),
+            )
+            curve += [
+                {"model": model, **point}
+                for point in facts.get("curve", [])
+                if point.get("estimate_ms") is not None
+            ]
+        rows.append(row)
+    return rows, curve
+
+
+def _tuning_figure(curve: list[dict[str, Any]]) -> str | None:
+    if not curve:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    sns.lineplot(
+        data=pd.DataFrame(curve), x="trials", y="estimate_ms", hue="model", marker="o", ax=ax
+    )
+    ax.set_yscale("log")
+    ax.set(
+        xlabel="trials measured",
+        ylabel="model latency, ms (sum of best operator times; log)",
+        title="TVM: what MetaSchedule trials bought",
+    )
+    return _figure_to_data_uri(fig)
+
+
 def _range(low_column, high_column) -> tuple[float, float] | None:
     low, high = low_column.min(), high_column.max()
     return None if missing(low) or missing(high) else (low, high)
@@ -270,6 +356,7 @@ def render_report(
     timing: dict[str, Any],
     threads: int,
     out_html: str,
+    tuning_dirs: list[str] = (),
 ) -> None:
     import jinja2
     import pandas as pd
@@ -329,6 +416,7 @@ def render_report(
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         undefined=jinja2.StrictUndefined,
     )
+    tunings, curve = tuning_rows(list(tuning_dirs))
     env.filters["fmt"] = _fmt
     env.tests["missing"] = missing
     html = env.get_template("report.html.j2").render(
@@ -343,6 +431,8 @@ def render_report(
         parity_rows=parity_rows.to_dict("records"),
         problems=problems.to_dict("records"),
         onnx_facts=onnx_facts,
+        tunings=tunings,
+        tuning_curve=_tuning_figure(curve),
         host=hardware.describe(),
         versions=versions(list(summary.backend.drop_duplicates())),
         backends=backend_facts(list(summary.backend.drop_duplicates())),

@@ -1,0 +1,159 @@
+"""The TVM backend: tuning into a database the compile uses, the wall-clock cap, seed databases
+(reused, or refused when corrupt or foreign), the thread count, and why int8 is not offered."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from deploybench.backends import get_backend
+from deploybench.errors import InputFileError
+from deploybench.specs import TuningSettings
+
+pytest.importorskip("tvm")
+pytest.importorskip("xgboost")
+from deploybench.backends import tvm as tvm_backend  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def settings(**changes) -> TuningSettings:
+    base = dict(
+        trials_per_task=2,
+        max_minutes=None,
+        seed_database=None,
+        trials_per_round=2,
+        population_size=16,
+        genetic_iterations=1,
+    )
+    return TuningSettings(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def tuned(tiny_onnx, tmp_path_factory):
+    """The tiny CNN (static batch 2) tuned with two trials per task."""
+    folder = tmp_path_factory.mktemp("tuned")
+    facts = tvm_backend.tune([Path(tiny_onnx["static"])], folder, settings(), threads=1)
+    return folder, facts
+
+
+def test_every_task_gets_its_trials_and_the_curve_falls_to_the_best(tuned):
+    folder, facts = tuned
+    assert facts["tasks"], "no task extracted"
+    # a task whose design space holds a single schedule (a reshape) has nothing more to try
+    assert all(1 <= task["trials"] <= 2 for task in facts["tasks"]), facts["tasks"]
+    assert max(task["trials"] for task in facts["tasks"]) == 2
+    assert facts["trials"] == sum(task["trials"] for task in facts["tasks"])
+    estimates = [p["estimate_ms"] for p in facts["curve"] if p["estimate_ms"] is not None]
+    assert estimates, "the curve never covered every task"
+    assert estimates == sorted(estimates, reverse=True), "best-so-far latency cannot rise"
+    assert estimates[-1] == pytest.approx(
+        sum(t["weight"] * t["best_ms"] for t in facts["tasks"]), rel=1e-9
+    )
+    records = (folder / tvm_backend.RECORD_FILE).read_text().splitlines()
+    assert len(records) == facts["trials"]
+
+
+def test_the_compile_applies_the_database_and_matches_the_reference(
+    tuned, tiny_onnx, tiny_inputs, tiny_reference, tmp_path
+):
+    folder, facts = tuned
+    backend = get_backend("tvm")("fp32", 1, None)
+    compiled = backend.compile(Path(tiny_onnx["static"]), tmp_path, tuning=folder)
+    assert compiled.details["tasks_tuned"] == f"{len(facts['tasks'])}/{len(facts['tasks'])}"
+    assert compiled.details["target"]["mcpu"] == facts["target"]["mcpu"]
+    with backend.load(tmp_path) as runner:
+        out = runner.infer(tiny_inputs["evaluation"][:2])
+    np.testing.assert_allclose(out["logits"], tiny_reference[:2], rtol=1e-4, atol=1e-4)
+    # what MetaSchedule tuned is what gets built: every tuned task's function is replaced by
+    # its scheduled version (none is without the database)
+    prepared = tvm_backend.load_prepared(Path(tiny_onnx["static"]), facts["target"])
+    applied = tvm_backend.apply_database(prepared, folder, facts["target"])
+    assert tvm_backend.scheduled_functions(prepared) == 0
+    assert tvm_backend.scheduled_functions(applied) == len(facts["tasks"])
+
+
+def test_compiling_without_the_tuning_folder_names_the_stage(tiny_onnx, tmp_path):
+    backend = get_backend("tvm")("fp32", 1, None)
+    with pytest.raises(InputFileError, match="rerun the tuning stage"):
+        backend.compile(Path(tiny_onnx["static"]), tmp_path / "out", tuning=tmp_path / "absent")
+
+
+def test_a_seed_database_is_reused_and_its_tasks_are_not_tuned_again(tuned, tiny_onnx, tmp_path):
+    seed, facts = tuned
+    again = tvm_backend.tune(
+        [Path(tiny_onnx["static"])], tmp_path, settings(seed_database=str(seed)), threads=1
+    )
+    full = [t["name"] for t in facts["tasks"] if t["trials"] >= 2]
+    assert full, "no task reached its budget in the seed"
+    assert again["tasks_from_seed"] == len(full)
+    assert again["seed_records_imported"] == facts["trials"]
+    rerun = {t["name"]: t for t in again["tasks"]}
+    assert all(rerun[name]["trials"] == 0 and rerun[name]["seed_records"] == 2 for name in full)
+    # only tasks the seed holds fewer than the budget for are tuned again
+    assert again["trials"] <= 2 * (len(facts["tasks"]) - len(full))
+
+
+def test_a_corrupt_seed_database_is_an_error_naming_the_file(tuned, tiny_onnx, tmp_path):
+    seed = tmp_path / "seed"
+    shutil.copytree(tuned[0], seed)
+    (seed / tvm_backend.RECORD_FILE).write_text("{not json\n")
+    with pytest.raises(InputFileError, match=str(seed / tvm_backend.RECORD_FILE)):
+        tvm_backend.tune(
+            [Path(tiny_onnx["static"])], tmp_path / "t", settings(seed_database=str(seed)), 1
+        )
+
+
+def test_a_database_tuned_for_another_cpu_is_refused(tuned, tiny_onnx, tmp_path):
+    seed = tmp_path / "seed"
+    shutil.copytree(tuned[0], seed)
+    records = seed / tvm_backend.RECORD_FILE
+    mcpu = tuned[1]["target"]["mcpu"]
+    other = "skylake" if mcpu != "skylake" else "znver3"
+    records.write_text(records.read_text().replace(f'"mcpu":"{mcpu}"', f'"mcpu":"{other}"'))
+    assert other in records.read_text(), "the record format changed: this test edits the target"
+    with pytest.raises(InputFileError, match="another target"):
+        tvm_backend.tune(
+            [Path(tiny_onnx["static"])], tmp_path / "t", settings(seed_database=str(seed)), 1
+        )
+
+
+def test_the_wall_clock_cap_stops_tuning_and_says_so(tiny_onnx, tmp_path):
+    facts = tvm_backend.tune(
+        [Path(tiny_onnx["static"])],
+        tmp_path,
+        settings(trials_per_task=50, max_minutes=1e-4),
+        threads=1,
+    )
+    assert facts["hit_wall_clock_cap"]
+    assert facts["trials"] < 50 * len(facts["tasks"])
+
+
+def test_the_untuned_budget_tunes_nothing_and_still_compiles(tiny_onnx, tmp_path):
+    facts = tvm_backend.tune([Path(tiny_onnx["static"])], tmp_path, settings(trials_per_task=0), 1)
+    assert facts["trials"] == 0 and all(t["trials"] == 0 for t in facts["tasks"])
+    backend = get_backend("tvm")("fp32", 1, None)
+    compiled = backend.compile(Path(tiny_onnx["static"]), tmp_path / "artifact", tuning=tmp_path)
+    assert compiled.details["tasks_tuned"].startswith("0/")
+
+
+def test_int8_is_not_offered_because_the_frontend_convolves_in_fp32(
+    tiny_onnx, tiny_inputs, tmp_path
+):
+    """Re-checks INT8_REASON: if a TVM release imports Q/DQ convolutions as int8 arithmetic,
+    this fails and int8 can be offered."""
+    from deploybench.backends.onnxruntime import OnnxRuntimeBackend
+
+    quantized = tmp_path / "int8"
+    OnnxRuntimeBackend("int8", 1, None).compile(
+        Path(tiny_onnx["static"]), quantized, tiny_inputs["calibration"]
+    )
+    qdq = next(quantized.glob("*.onnx"))
+    mod = tvm_backend.import_onnx(qdq)
+    convolutions = [line for line in mod.script().splitlines() if "R.nn.conv2d(" in line]
+    assert convolutions, "no convolution found in the imported QDQ model"
+    # each convolution takes dequantized fp32 tensors and computes in fp32
+    assert all('dtype="float32") = R.nn.conv2d(' in line for line in convolutions), convolutions
+    assert not get_backend("tvm").precision_support("int8", None)[0]

@@ -1,0 +1,95 @@
+"""Tune one model for a backend that compiles from a tuning database (TVM's MetaSchedule).
+
+The tuning runs in a supervised child like every backend's work: a crash, a hang past the
+compile time limit or an exhausted memory cap leaves a ``tuning.json`` that says so, and the
+compile of that model fails with that reason instead of the whole workflow stopping.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backends import get_backend
+from ..io import atomic_dir, load_npz, write_json
+from ..isolation import ChildDied, phase, run_isolated
+from ..records import HARD_ERRORS
+from ..specs import TuningSettings, static_batch
+from .common import job_log_path, stage_limits
+
+log = logging.getLogger("deploybench")
+
+TUNING_RECORD = "tuning.json"
+# Whole-model runs behind the "untuned vs tuned" figures (the comparisons time the tuned one
+# properly; these say what tuning bought, at the smallest batch).
+WHAT_TUNING_BOUGHT_ITERATIONS = 5
+
+
+def tune_model(
+    graphs: list[str],
+    evaluation_npz: str,
+    settings: dict[str, Any],
+    threads: int,
+    limits: dict[str, Any],
+    out_dir: str,
+) -> None:
+    """Tune ``graphs`` (one model's static-batch ONNX graphs) into the folder ``out_dir``."""
+    tuning = TuningSettings(**settings)
+    with atomic_dir(out_dir) as tmp:
+        work = functools.partial(
+            _tune_or_failure, [Path(g) for g in graphs], Path(evaluation_npz), tuning, threads, tmp
+        )
+        try:
+            facts = run_isolated(work, stage_limits(limits, "compile"), job_log_path())
+        except ChildDied as death:
+            log.error("tuning: %s", death)
+            facts = {"status": "failed", "reason": str(death)}
+        facts["settings"] = tuning.as_dict()
+        write_json(tmp / TUNING_RECORD, facts)
+
+
+def _tune_or_failure(*args: Any) -> dict[str, Any]:
+    """The tuning facts; TVM's own error becomes a failed tuning (the user's error is raised)."""
+    try:
+        return _tune(*args)
+    except HARD_ERRORS:
+        raise
+    except Exception as exc:
+        log.exception("tuning failed")
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+
+
+def _tune(
+    graphs: list[Path], evaluation_npz: Path, tuning: TuningSettings, threads: int, out_dir: Path
+) -> dict[str, Any]:
+    from ..backends import tvm
+
+    backend = get_backend("tvm")
+    phase("tune")
+    images = load_npz(evaluation_npz)["evaluation"]
+    smallest = min(graphs, key=lambda g: static_batch(g.parent.name) or 0)
+
+    def measure(graph: Path, tuning_dir: Path | None, target: dict) -> dict[str, Any]:
+        batch = static_batch(graph.parent.name) or 1
+        repeats = -(-batch // len(images))
+        data = np.ascontiguousarray(np.concatenate([images] * repeats)[:batch])
+        lib = tvm.build_library(graph, tuning_dir, target)
+        return tvm.time_library(lib, data, threads, WHAT_TUNING_BOUGHT_ITERATIONS)
+
+    facts = backend.tune(
+        graphs, out_dir, tuning, threads, measure=measure, measure_graphs=[smallest]
+    )
+    facts["status"] = "ok"
+    return facts
+
+
+def tuning_failure(tuning_dir: str | Path) -> str | None:
+    """Why the tuning failed, or None when it produced a database."""
+    from ..io import read_json
+
+    facts = read_json(Path(tuning_dir) / TUNING_RECORD)
+    return None if facts.get("status") == "ok" else f"tuning failed: {facts.get('reason')}"

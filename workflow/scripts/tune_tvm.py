@@ -1,0 +1,13 @@
+from deploybench.entry import run_job
+from deploybench.stages.tune import tune_model
+
+run_job(
+    snakemake.log[0],
+    tune_model,
+    graphs=list(snakemake.input.graphs),
+    evaluation_npz=snakemake.input.evaluation,
+    settings=snakemake.params.tuning,
+    threads=snakemake.params.threads,
+    limits=snakemake.config["limits"],
+    out_dir=snakemake.output.tuning,
+)
