@@ -104,6 +104,11 @@ def test_tiny_run_produces_report_and_a_row_per_combination(finished_run):
         (r["backend"], r["precision"]): r["reason"] for r in rows if r["status"] == "skipped"
     }
     assert "does not offer bf16" in skipped[("onnxruntime", "bf16")]
+    # TVM: tuned (here: untuned) static graphs ran; the free-batch graph and int8 say why not
+    tvm_rows = {(r["precision"], r["shape"]): r for r in rows if r["backend"] == "tvm"}
+    assert {tvm_rows[("fp32", s)]["status"] for s in ("static_b1", "static_b2")} == {"ok"}
+    assert "static shapes only" in tvm_rows[("fp32", "dynamic")]["reason"]
+    assert "convolves in fp32" in tvm_rows[("int8", "static_b1")]["reason"]
     # every configuration that ran was also timed side by side, in every round
     rounds = yaml.safe_load(TINY.read_text())["comparison"]["rounds"]
     assert all(r["cmp_status"] == "ok" and int(float(r["cmp_rounds"])) == rounds for r in ok)
@@ -127,6 +132,9 @@ def test_tiny_run_produces_report_and_a_row_per_combination(finished_run):
     html = (workdir / "reports" / "report.html").read_text()
     assert "Random weights: speed only" in html
     assert "Failures and skips" in html and "does not offer bf16" in html
+    assert "TVM tuning (MetaSchedule)" in html
+    tuning = json.loads((workdir / "results/tuning/tiny/tvm/tuning.json").read_text())
+    assert tuning["status"] == "ok" and tuning["trials"] == 0 and tuning["tasks"]
     assert html.count("data:image/png;base64,") >= 2  # figures are inlined
     assert "http://" not in html and "https://" not in html  # nothing fetched at view time
     # no half-written files left behind
@@ -168,6 +176,38 @@ def test_changing_one_backend_option_reruns_only_that_backend(finished_run, tmp_
     # the comparisons that hold an onnxruntime configuration: the tiny model's, both batches
     comparisons = sorted(o for o in outputs if "/comparisons/" in o)
     assert comparisons == ["results/comparisons/tiny/b1.json", "results/comparisons/tiny/b2.json"]
+
+
+@pytest.mark.slow
+def test_changing_a_models_tuning_budget_retunes_and_recompiles_only_its_tvm_configs(
+    finished_run, tmp_path
+):
+    workdir, _ = finished_run
+    config = yaml.safe_load(TINY.read_text())
+    config["tuning"]["tvm"]["models"] = {"tiny": {"trials_per_task": 1}}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    outputs = planned_outputs(snakemake(workdir, "report", "-n", configfile=changed).stdout)
+    assert "results/tuning/tiny/tvm" in outputs
+    stage_outputs = [o for o in outputs if "/compiled/" in o or "/timings/" in o or "/parity/" in o]
+    assert stage_outputs and all("/tvm/" in o for o in stage_outputs), stage_outputs
+    assert not [o for o in outputs if "/onnx/" in o or "/models/" in o or "/inputs/" in o]
+
+
+@pytest.mark.slow
+def test_changing_a_tvm_compile_option_recompiles_without_retuning(finished_run, tmp_path):
+    workdir, _ = finished_run
+    config = yaml.safe_load(TINY.read_text())
+    config["backend_options"] = {"tvm": {"opt_level": 2}}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    outputs = planned_outputs(snakemake(workdir, "report", "-n", configfile=changed).stdout)
+    assert not any("/tuning/" in o for o in outputs)
+    compiled = sorted(o for o in outputs if "/compiled/" in o)
+    assert compiled == [
+        "results/compiled/tiny/tvm/fp32/static_b1",
+        "results/compiled/tiny/tvm/fp32/static_b2",
+    ]
 
 
 @pytest.mark.slow
