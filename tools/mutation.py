@@ -29,7 +29,7 @@ PACKAGE = "workflow/deploybench"
 # module -> (file, the fast tests that own it)
 TARGETS = {
     "stats": ("stats.py", ["tests/test_stats.py", "tests/test_properties.py"]),
-    "timing": ("timing.py", ["tests/test_timing.py"]),
+    "timing": ("timing.py", ["tests/test_timing.py", "tests/test_timing_clock.py"]),
     "parity": ("parity.py", ["tests/test_parity.py", "tests/test_properties.py"]),
     "compare": ("stages/compare.py", ["tests/test_stages.py", "-k", "round or comparison"]),
     "decide": ("stages/decide.py", ["tests/test_report.py"]),
