@@ -119,7 +119,7 @@ def test_configurations_the_paired_ci_cannot_separate_are_a_tie_settled_by_parit
     assert "equally fast here" in pick["tie"] and "spans 1" in pick["tie"]
     # among the tied ones (all pass parity) the smaller artifact wins
     assert (pick["row"]["backend"], pick["row"]["precision"]) == ("openvino", "fp32")
-    assert "picked openvino fp32 (dynamic) by better parity, then smaller artifact" in pick["tie"]
+    assert "picked openvino fp32 (dynamic), the smallest artifact" in pick["tie"]
 
 
 @pytest.mark.parametrize("pretrained", [True, False])
@@ -270,3 +270,70 @@ def test_the_drift_note_says_how_far_our_median_moved():
 
     assert "moved +25%" in crosscheck_note(1.3, 1.25)
     assert "moved -20%" in crosscheck_note(1.3, 0.8)
+
+
+def test_rounds_of_takes_only_its_own_configuration_among_neighbours_on_every_key():
+    from deploybench.stages.decide import rounds_of
+
+    keys = ("model", "backend", "precision", "shape", "batch")
+    mine = {"model": "m", "backend": "onnxruntime", "precision": "fp32", "shape": "static_b1",
+            "batch": 4}  # fmt: skip
+    # for each key, a neighbour just below and just above it in sort order
+    below = {"model": "a", "backend": "hailo", "precision": "bf16", "shape": "dynamic", "batch": 1}
+    above = {"model": "z", "backend": "tvm", "precision": "int8", "shape": "static_b9", "batch": 8}
+    rows = [{**mine, "round": r, "median_ms": 10.0 + r} for r in range(3)]
+    for key in keys:
+        for other in (below, above):
+            rows += [{**mine, key: other[key], "round": r, "median_ms": 99.0} for r in range(3)]
+    series = rounds_of(pd.DataFrame(rows), mine)
+    assert series.tolist() == [10.0, 11.0, 12.0]
+    assert rounds_of(pd.DataFrame(columns=[*keys, "round", "median_ms"]), mine).size == 0
+
+
+def test_only_compared_rows_that_ran_count_and_notes_see_a_lone_baseline():
+    from deploybench.stages.decide import comparison_notes
+
+    frame, rounds = comparison(
+        [
+            ("pytorch", "fp32", "dynamic", 1.0, "pass", 100),
+            ("onnxruntime", "fp32", "dynamic", 0.5, "pass", 100),
+            ("openvino", "fp32", "dynamic", 0.2, "pass", 100),
+            ("openvino", "int8", "dynamic", 0.1, "pass", 100),
+            ("tvm", "fp32", "static_b1", 0.15, "pass", 100),
+        ]
+    )
+    # statuses on either side of "ok" in sort order must not pass for it
+    frame.loc[frame.backend == "openvino", "cmp_status"] = ["failed", "skipped"]
+    frame.loc[frame.backend == "tvm", "status"] = "skipped"
+    (pick,) = recommend(frame, rounds, pretrained=True)
+    assert pick["row"]["backend"] == "onnxruntime"
+    lone = frame[frame.backend != "onnxruntime"]
+    assert comparison_notes(lone) == [
+        "batch 1: nothing to compare side by side: only the baseline ran"
+    ]
+    nothing = frame.assign(cmp_status="failed")
+    assert comparison_notes(nothing) == [
+        "batch 1: nothing to compare side by side: only the baseline ran"
+    ]
+
+
+def test_a_batch_with_no_passing_configuration_does_not_end_the_recommendations():
+    first, first_rounds = comparison(
+        [
+            ("pytorch", "fp32", "dynamic", 1.0, "fail", 100),
+            ("onnxruntime", "fp32", "dynamic", 0.5, "fail", 100),
+        ],
+        batch=1,
+    )
+    second, second_rounds = comparison(
+        [
+            ("pytorch", "fp32", "dynamic", 1.0, "pass", 100),
+            ("onnxruntime", "fp32", "dynamic", 0.5, "pass", 100),
+        ],
+        batch=8,
+    )
+    picks = recommend(
+        pd.concat([first, second]), pd.concat([first_rounds, second_rounds]), pretrained=True
+    )
+    assert [p["batch"] for p in picks] == [1, 8]
+    assert picks[0]["row"] is None and picks[1]["row"]["backend"] == "onnxruntime"

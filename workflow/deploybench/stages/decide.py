@@ -20,7 +20,8 @@ def crosscheck_note(ratio: float | None, drift: float | None) -> str:
     """Why ours and the vendor's medians differ, from what was measured around the tool's run."""
     if ratio is None or ratio != ratio or abs(ratio - 1) <= CROSSCHECK_TOLERANCE:
         return ""
-    if drift is not None and drift == drift and abs(drift - 1) > DRIFT_TOLERANCE:
+    # (a NaN drift compares False: it explains nothing)
+    if drift is not None and abs(drift - 1) > DRIFT_TOLERANCE:
         return (
             f"apart by more than {CROSSCHECK_TOLERANCE:.0%}, but our own median moved "
             f"{drift - 1:+.0%} between the runs just before and just after the tool's: the "
@@ -31,9 +32,6 @@ def crosscheck_note(ratio: float | None, drift: float | None) -> str:
         "tool's run: not explained by drift measured around it; rerun to see whether it persists "
         "before blaming either loop"
     )
-
-
-PARITY_RANK = {"pass": 0, "inconclusive": 1}
 
 
 def rounds_of(rounds, row) -> np.ndarray:
@@ -70,7 +68,9 @@ def label(row) -> str:
 def recommend(model_rows, rounds, pretrained: bool) -> list[dict[str, Any]]:
     """Per batch size: the fastest configuration in the side-by-side comparison whose outputs
     pass parity. Configurations the paired CI cannot tell from the fastest are a tie, settled
-    by better parity, then the smaller artifact, and the pick says so."""
+    by the smaller artifact, and the pick says so. (Tied configurations share one parity
+    verdict: they are all "pass", or, with random weights and none passing, all
+    "inconclusive".)"""
     picks = []
     compared = model_rows[(model_rows.status == "ok") & (model_rows.cmp_status == "ok")]
     for batch, group in compared.groupby("batch"):
@@ -99,21 +99,13 @@ def recommend(model_rows, rounds, pretrained: bool) -> list[dict[str, Any]]:
         pick, tie_note = fastest, ""
         if tied:
             group_rows = [fastest, *(row for row, _ in tied)]
-            pick = min(
-                group_rows,
-                key=lambda r: (
-                    PARITY_RANK.get(r["parity_verdict"], 2),
-                    r["compile_artifact_bytes"],
-                    r["cmp_median_ms"],
-                ),
-            )
+            pick = min(group_rows, key=lambda r: (r["compile_artifact_bytes"], r["cmp_median_ms"]))
             spans = "; ".join(
                 f"{label(row)} / {label(fastest)} {e.ci_low:.2f}–{e.ci_high:.2f}" for row, e in tied
             )
             tie_note = (
                 f"{', '.join(label(r) for r in group_rows)} are equally fast here (CI of the "
-                f"latency ratio spans 1: {spans}); picked {label(pick)} by better parity, "
-                "then smaller artifact"
+                f"latency ratio spans 1: {spans}); picked {label(pick)}, the smallest artifact"
             )
         picks.append({"batch": int(batch), "row": pick, "note": note, "tie": tie_note})
     return picks
