@@ -30,7 +30,10 @@ PACKAGE = "workflow/deploybench"
 TARGETS = {
     "stats": ("stats.py", ["tests/test_stats.py", "tests/test_properties.py"]),
     "timing": ("timing.py", ["tests/test_timing.py", "tests/test_timing_clock.py"]),
-    "parity": ("parity.py", ["tests/test_parity.py", "tests/test_properties.py"]),
+    "parity": (
+        "parity.py",
+        ["tests/test_parity.py", "tests/test_parity_cases.py", "tests/test_properties.py"],
+    ),
     "compare": ("stages/compare.py", ["tests/test_stages.py", "-k", "round or comparison"]),
     "decide": ("stages/decide.py", ["tests/test_report.py"]),
     "collect": ("stages/collect.py", ["tests/test_stages.py", "-k", "collect"]),

@@ -66,7 +66,7 @@ def compare_output(reference: np.ndarray, candidate: np.ndarray) -> OutputParity
     if not np.all(np.isfinite(cand)):
         return OutputParity(float("inf"), float("inf"), float("nan"), 0.0, 0.0)
     diff = np.abs(ref - cand)
-    magnitude = float(np.max(np.abs(ref)))
+    magnitude = float(np.max(np.abs(ref))) if ref.size else 0.0
     max_abs = float(diff.max()) if diff.size else 0.0
     denom = np.linalg.norm(ref) * np.linalg.norm(cand)
     if denom > 0:

@@ -1,0 +1,188 @@
+"""Parity on hand-made outputs with known answers: the degenerate-reference rules at their
+boundaries, zero vectors, empty and multi-output cases, every tolerance at its threshold, and
+how outputs are paired and labelled."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from deploybench.parity import (
+    MIN_RELATIVE_SPREAD,
+    NEAR_ZERO,
+    check,
+    compare_output,
+    degenerate_reason,
+    pair_outputs,
+)
+from deploybench.specs import Tolerance
+
+# two samples, six classes, different top-1 per sample: a reference that can judge agreement
+GOOD = np.array([[4.0, 1.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 3.0, 1.0, 0.0]])
+
+
+def test_a_reference_that_can_judge_agreement_is_not_degenerate():
+    assert degenerate_reason(GOOD) is None
+    assert degenerate_reason(GOOD[:1]) is None  # one sample: nothing to compare across inputs
+
+
+def test_near_zero_is_judged_on_the_largest_magnitude_at_the_threshold():
+    assert degenerate_reason(np.full((2, 3), NEAR_ZERO / 2)) is not None
+    at_threshold = np.array([[NEAR_ZERO, 0.0, 0.0], [0.0, NEAR_ZERO, 0.0]])
+    assert degenerate_reason(at_threshold) is None
+    assert "near zero" in degenerate_reason(np.zeros((0, 3)))  # nothing at all
+
+
+def test_identical_outputs_for_every_input_at_the_spread_threshold():
+    row = np.array([10.0, 2.0, 1.0])
+    same = np.stack([row, row])
+    assert "nearly identical" in degenerate_reason(same)
+    # twice the threshold is signal
+    twice = np.stack([row, row + np.array([0.0, 2 * MIN_RELATIVE_SPREAD * 10.0, 0.0])])
+    assert "nearly identical" not in (degenerate_reason(twice) or "")
+    # spread is relative to the magnitude: 0.02 on a 10-scale is signal, on a 1e4 scale not
+    small = np.stack([row, row + np.array([0.0, 0.02, 0.0])])
+    assert "nearly identical" not in (degenerate_reason(small) or "")
+    assert "nearly identical" in degenerate_reason(small + np.array([1e4, 0.0, 0.0]))
+
+
+def test_the_same_class_for_every_input_is_degenerate_but_not_a_single_column():
+    same_class = np.array([[5.0, 1.0, 0.0], [9.0, 0.0, 3.0], [7.0, 2.0, 1.0]])
+    assert "same class" in degenerate_reason(same_class)
+    one_column = np.array([[1.0], [5.0], [9.0]])  # a regression output: no classes to agree on
+    assert degenerate_reason(one_column) is None
+    column_vector = np.array([1.0, 5.0, 9.0])  # 1-d: samples of one value
+    assert degenerate_reason(column_vector) is None
+    by_sample = np.array([[[5.0, 1.0]], [[0.0, 4.0]]])  # 3-d, flattened per sample
+    assert degenerate_reason(by_sample) is None
+
+
+def test_compare_output_exact_values():
+    ref = np.array([[3.0, 4.0]])
+    out = compare_output(ref, np.array([[3.0, 5.0]]))
+    assert out.max_abs == 1.0 and out.max_rel == 0.25
+    assert out.cosine == pytest.approx((9 + 20) / (5 * np.sqrt(34)))
+    assert out.top1 == 1.0 and out.top5 is None  # two classes: top-5 means nothing
+
+
+def test_zero_vectors():
+    zeros = np.zeros((1, 3))
+    same = compare_output(zeros, zeros)
+    assert (same.max_abs, same.max_rel, same.cosine) == (0.0, 0.0, 1.0)
+    apart = compare_output(zeros, np.array([[0.0, 1.0, 0.0]]))
+    assert (apart.max_abs, apart.max_rel, apart.cosine) == (1.0, float("inf"), 0.0)
+    # a zero candidate against a real reference: no angle, cosine 0
+    assert compare_output(np.array([[1.0, 2.0]]), np.zeros((1, 2))).cosine == 0.0
+
+
+def test_empty_outputs_agree():
+    empty = compare_output(np.zeros((0, 4)), np.zeros((0, 4)))
+    assert (empty.max_abs, empty.max_rel, empty.cosine) == (0.0, 0.0, 1.0)
+
+
+def test_non_finite_candidate_is_the_worst_result():
+    out = compare_output(GOOD, np.where(GOOD > 3, np.nan, GOOD))
+    assert out.max_abs == float("inf") and out.max_rel == float("inf")
+    assert np.isnan(out.cosine) and out.top1 == 0.0 and out.top5 == 0.0
+
+
+@pytest.mark.parametrize(
+    ("ref_shape", "cand_shape"), [((2, 6), (2, 5)), ((2, 6), (2, 7)), ((2, 6), (3, 6))]
+)
+def test_a_shape_mismatch_either_way_is_an_error(ref_shape, cand_shape):
+    with pytest.raises(ValueError, match="differs from the reference"):
+        compare_output(np.ones(ref_shape), np.ones(cand_shape))
+
+
+def test_outputs_pair_by_name_or_else_by_position_and_counts_must_match():
+    a, b = np.ones(2), np.zeros(2)
+    by_name = pair_outputs({"x": a, "y": b}, {"y": b + 1, "x": a + 1})
+    assert [(n, r[0], c[0]) for n, r, c in by_name] == [("x", 1.0, 2.0), ("y", 0.0, 1.0)]
+    # names that differ, or only partly match: by position
+    partly = pair_outputs({"x": a, "y": b}, {"x": a + 1, "z": b + 1})
+    assert [(n, c[0]) for n, _, c in partly] == [("x", 2.0), ("y", 1.0)]
+    for candidates in ({"x": a}, {"x": a, "y": b, "z": b}):
+        with pytest.raises(ValueError, match="outputs, the reference has"):
+            pair_outputs({"x": a, "y": b}, candidates)
+
+
+def tolerance(**fields) -> Tolerance:
+    return Tolerance(**fields)
+
+
+def shifted(value: float) -> np.ndarray:
+    """GOOD with one logit moved by ``value``: max abs error ``value``, max rel value/4."""
+    moved = GOOD.copy()
+    moved[0, 2] += value
+    return moved
+
+
+def test_each_tolerance_passes_at_its_threshold_and_fails_past_it():
+    assert check({"o": GOOD}, {"o": shifted(1.0)}, tolerance(max_rel=0.25)).verdict == "pass"
+    assert check({"o": GOOD}, {"o": shifted(1.5)}, tolerance(max_rel=0.25)).verdict == "fail"
+    cosine = compare_output(GOOD, shifted(1.0)).cosine
+    assert check({"o": GOOD}, {"o": shifted(1.0)}, tolerance(min_cosine=cosine)).verdict == "pass"
+    assert (
+        check({"o": GOOD}, {"o": shifted(1.0)}, tolerance(min_cosine=cosine + 1e-9)).verdict
+        == "fail"
+    )
+
+
+def test_top_k_tolerances_at_their_thresholds():
+    # sample 0 loses its top class to class 5: top-1 agreement 0.5, top-5 still 1.0
+    swapped = GOOD.copy()
+    swapped[0, 5] = 9.0
+    assert check({"o": GOOD}, {"o": swapped}, tolerance(min_top1=0.5)).verdict == "pass"
+    result = check({"o": GOOD}, {"o": swapped}, tolerance(min_top1=0.75))
+    assert result.verdict == "fail" and result.reason == "top-1 agreement 0.50 < 0.75"
+    # class 0 pushed to last place for sample 0: out of its top-5 of six
+    buried = GOOD.copy()
+    buried[0] = [-9.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert check({"o": GOOD}, {"o": buried}, tolerance(min_top5=0.5)).verdict == "pass"
+    result = check({"o": GOOD}, {"o": buried}, tolerance(min_top5=1.0))
+    assert result.verdict == "fail" and result.reason == "top-5 agreement 0.50 < 1.0"
+
+
+def test_top_k_is_not_judged_where_it_means_nothing():
+    # a 1-d output has no classes: a top-1 tolerance cannot fail it
+    ref = np.array([1.0, 5.0, 9.0])
+    assert check({"o": ref}, {"o": ref[::-1]}, tolerance(min_top1=1.0)).verdict == "pass"
+
+
+def test_a_degenerate_reference_still_fails_on_error_but_never_on_agreement():
+    same_class = np.array([[5.0, 1.0, 0.0], [9.0, 0.0, 3.0]])
+    other = same_class.copy()
+    other[:, 2] += 10.0  # the candidate now picks class 2 everywhere
+    loose = tolerance(max_rel=10.0, min_top1=1.0, min_top5=1.0)
+    result = check({"o": same_class}, {"o": other}, loose)
+    assert result.verdict == "inconclusive" and result.degenerate_reference
+    assert result.reason.startswith("reference predicts the same class for every input")
+    strict = tolerance(max_rel=0.1, min_top1=1.0)
+    failed = check({"o": same_class}, {"o": other}, strict)
+    assert failed.verdict == "fail" and "top-1" not in failed.reason
+
+
+def test_with_several_outputs_failures_name_the_output_and_every_output_is_checked():
+    refs = {"first": GOOD, "second": GOOD * 2}
+    result = check(refs, {"first": GOOD, "second": shifted(1.0) * 2}, tolerance(max_rel=0.1))
+    assert result.verdict == "fail" and result.reason.startswith("second: max rel error")
+    assert result.output_names == ["first", "second"] and len(result.outputs) == 2
+    single = check({"o": GOOD}, {"o": shifted(1.0)}, tolerance(max_rel=0.1))
+    assert single.reason.startswith("max rel error")  # one output: no label
+    # a degenerate first output does not stop the second from being judged for agreement
+    same_class = np.array([[5.0, 1.0, 0.0, 0, 0, 0], [9.0, 0.0, 3.0, 0, 0, 0]])
+    swapped = GOOD.copy()
+    swapped[0, 5] = 9.0
+    mixed = check(
+        {"a": same_class, "b": GOOD}, {"a": same_class, "b": swapped}, tolerance(min_top1=1.0)
+    )
+    assert mixed.verdict == "inconclusive"
+    clean = check({"o": GOOD}, {"o": GOOD}, tolerance(max_rel=0.0))
+    assert (clean.verdict, clean.degenerate_reference) == ("pass", False)
+
+
+def test_results_are_records_that_cannot_change():
+    out = compare_output(GOOD, GOOD)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        out.max_abs = 1.0  # type: ignore[misc]
