@@ -337,3 +337,57 @@ def test_a_batch_with_no_passing_configuration_does_not_end_the_recommendations(
     )
     assert [p["batch"] for p in picks] == [1, 8]
     assert picks[0]["row"] is None and picks[1]["row"]["backend"] == "onnxruntime"
+
+
+def test_tuning_rows_show_what_tuning_cost_and_bought_and_why_a_tuning_failed(tmp_path):
+    from deploybench.stages.report import tuning_rows
+
+    tuned = tmp_path / "resnet18" / "tvm"
+    failed = tmp_path / "mobilenet" / "tvm"
+    tuned.mkdir(parents=True)
+    failed.mkdir(parents=True)
+    (tuned / "tuning.json").write_text(
+        json.dumps(
+            {
+                "status": "ok",
+                "settings": {"trials_per_task": 8},
+                "target": {"kind": "llvm", "mcpu": "znver4", "num-cores": 2},
+                "tasks": [
+                    {"name": "conv", "weight": 2, "seed_records": 0, "trials": 8, "best_ms": 1.0},
+                    {"name": "dense", "weight": 1, "seed_records": 3, "trials": 0, "best_ms": None},
+                    {"name": "pool", "weight": 1, "seed_records": 0, "trials": 0, "best_ms": None},
+                ],
+                "trials": 8,
+                "tuning_seconds": 61.0,
+                "hit_wall_clock_cap": True,
+                "seed_database": "/db",
+                "seed_records_imported": 3,
+                "tasks_from_seed": 1,
+                "measured": {
+                    "g.onnx": {
+                        "untuned": {"median_ms": 90.0, "batch": 1, "iterations": 5},
+                        "tuned": {"median_ms": 30.0, "batch": 1, "iterations": 5},
+                    }
+                },
+                "budget_curve": [
+                    {"trials_per_task": 1, "estimate_ms": 50.0},
+                    {"trials_per_task": 2, "estimate_ms": 40.0},
+                ],
+            }
+        )
+    )
+    (failed / "tuning.json").write_text(
+        json.dumps({"status": "failed", "reason": "killed by SIGKILL during tune"})
+    )
+    rows, curve = tuning_rows([str(tuned), str(failed)])
+    by_model = {row["model"]: row for row in rows}
+    ok = by_model["resnet18"]
+    assert ok["target"] == "llvm -mcpu=znver4 -num-cores=2"
+    assert ok["tasks_tuned"] == "2/3"  # the seed's task counts as tuned, the pool does not
+    assert ok["gain"] == 3.0 and ok["untuned_ms"] == 90.0 and ok["tuned_ms"] == 30.0
+    assert "wall-clock cap reached" in ok["note"]
+    assert "1 task(s) without any trial" in ok["note"]
+    assert ok["seed"] == "3 records, 1 tasks not re-tuned (/db)"
+    assert by_model["mobilenet"]["status"] == "failed"
+    assert by_model["mobilenet"]["note"] == "killed by SIGKILL during tune"
+    assert [(p["model"], p["trials_per_task"]) for p in curve] == [("resnet18", 1), ("resnet18", 2)]

@@ -49,9 +49,13 @@ def test_every_task_gets_its_trials_and_the_curve_falls_to_the_best(tuned):
     estimates = [p["estimate_ms"] for p in facts["curve"] if p["estimate_ms"] is not None]
     assert estimates, "the curve never covered every task"
     assert estimates == sorted(estimates, reverse=True), "best-so-far latency cannot rise"
-    assert estimates[-1] == pytest.approx(
-        sum(t["weight"] * t["best_ms"] for t in facts["tasks"]), rel=1e-9
-    )
+    best_sum = sum(t["weight"] * t["best_ms"] for t in facts["tasks"])
+    assert estimates[-1] == pytest.approx(best_sum, rel=1e-9)
+    # what each budget per task would have given: one point per budget, never rising
+    budgets = facts["budget_curve"]
+    assert [p["trials_per_task"] for p in budgets] == [1, 2]
+    assert budgets[0]["estimate_ms"] >= budgets[1]["estimate_ms"]
+    assert budgets[-1]["estimate_ms"] == pytest.approx(best_sum, rel=1e-9)
     records = (folder / tvm_backend.RECORD_FILE).read_text().splitlines()
     assert len(records) == facts["trials"]
 

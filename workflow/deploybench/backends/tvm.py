@@ -170,6 +170,8 @@ class TuningProgress:
     trials: int = 0
     best_ms: dict[int, float] = field(default_factory=dict)
     trials_by_task: dict[int, int] = field(default_factory=dict)
+    #: every measured candidate's latency per task, in the order measured (inf: failed)
+    history: dict[int, list[float]] = field(default_factory=dict)
     curve: list[dict[str, float]] = field(default_factory=list)
     deadline: float | None = None
     hit_cap: bool = False
@@ -184,10 +186,10 @@ class TuningProgress:
         for seconds in run_secs:
             self.trials += 1
             self.trials_by_task[task_id] = self.trials_by_task.get(task_id, 0) + 1
-            if seconds:
-                ms = float(np.mean(seconds)) * 1e3
-                if ms < self.best_ms.get(task_id, float("inf")):
-                    self.best_ms[task_id] = ms
+            ms = float(np.mean(seconds)) * 1e3 if seconds else float("inf")
+            self.history.setdefault(task_id, []).append(ms)
+            if ms < self.best_ms.get(task_id, float("inf")):
+                self.best_ms[task_id] = ms
         elapsed = time.perf_counter() - self.started
         estimate = self.estimate_ms()
         self.curve.append(
@@ -202,6 +204,19 @@ class TuningProgress:
             elapsed,
             "n/a (a task has no trial yet)" if estimate is None else f"{estimate:.2f} ms",
         )
+
+    def budget_curve(self) -> list[dict[str, float]]:
+        """The model's estimated latency had each task been given only its first k trials:
+        best of the first k measured, weighted and summed, for every k up to the largest."""
+        if len(self.history) < len(self.weights):
+            return []
+        longest = max(len(h) for h in self.history.values())
+        points = []
+        for k in range(1, longest + 1):
+            total = sum(self.weights[i] * min(h[:k]) for i, h in self.history.items())
+            if np.isfinite(total):
+                points.append({"trials_per_task": k, "estimate_ms": total})
+        return points
 
     def over_time(self) -> bool:
         return self.deadline is not None and time.perf_counter() > self.deadline
@@ -388,6 +403,7 @@ def tune(
         "seed_records_imported": sum(seeded.values()),
         "tasks_from_seed": sum(1 for i, c in enumerate(seeded_trials) if c and i not in to_tune),
         "curve": progress.curve,
+        "budget_curve": progress.budget_curve(),
     }
     if measure is not None:
         facts["measured"] = {

@@ -296,11 +296,7 @@ def tuning_rows(tuning_dirs: list[str]) -> tuple[list[dict[str, Any]], list[dict
                     if n
                 ),
             )
-            curve += [
-                {"model": model, **point}
-                for point in facts.get("curve", [])
-                if point.get("estimate_ms") is not None
-            ]
+            curve += [{"model": model, **point} for point in facts.get("budget_curve", [])]
         rows.append(row)
     return rows, curve
 
