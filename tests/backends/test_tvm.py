@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -161,3 +162,57 @@ def test_int8_is_not_offered_because_the_frontend_convolves_in_fp32(
     # each convolution takes dequantized fp32 tensors and computes in fp32
     assert all('dtype="float32") = R.nn.conv2d(' in line for line in convolutions), convolutions
     assert not get_backend("tvm").precision_support("int8", None)[0]
+
+
+LIMITS = {"compile_seconds": 600, "timing_seconds": 600, "parity_seconds": 600, "memory_mb": None}
+
+
+def test_the_tuning_stage_writes_its_facts_and_a_failed_tuning_fails_the_compile_with_why(
+    tiny_onnx, tiny_inputs, tmp_path
+):
+    from deploybench.io import save_npz
+    from deploybench.records import ARTIFACT_RECORD, CompileRecord
+    from deploybench.stages.compile import compile_model
+    from deploybench.stages.tune import tune_model
+
+    evaluation = tmp_path / "evaluation.npz"
+    save_npz(evaluation, evaluation=tiny_inputs["evaluation"])
+    folder = tmp_path / "tuning"
+    untuned = settings(trials_per_task=0).as_dict()
+    tune_model([str(tiny_onnx["static"])], str(evaluation), untuned, 1, LIMITS, str(folder))
+    facts = json.loads((folder / tvm_backend.TUNING_RECORD).read_text())
+    assert facts["status"] == "ok" and facts["settings"] == untuned
+    (measured,) = facts["measured"].values()
+    assert measured["untuned"]["batch"] == 2 and measured["untuned"]["median_ms"] > 0
+
+    key = {"model": "tiny", "backend": "tvm", "precision": "fp32", "shape": "static_b2"}
+    artifact = tmp_path / "artifact"
+    compile_model(str(tiny_onnx["static"]), None, key, {}, LIMITS, str(artifact), str(folder))
+    assert CompileRecord.read(artifact / ARTIFACT_RECORD).is_ok
+
+    (folder / tvm_backend.TUNING_RECORD).write_text(
+        json.dumps({"status": "failed", "reason": "killed by SIGKILL during tune"})
+    )
+    compile_model(str(tiny_onnx["static"]), None, key, {}, LIMITS, str(artifact), str(folder))
+    record = CompileRecord.read(artifact / ARTIFACT_RECORD)
+    assert not record.is_ok
+    assert "tuning failed: killed by SIGKILL during tune" in record.reason
+
+
+def test_a_corrupt_seed_database_stops_the_tuning_job_in_one_line(tuned, tiny_onnx, tmp_path):
+    from deploybench.stages.tune import tune_model
+
+    seed = tmp_path / "seed"
+    shutil.copytree(tuned[0], seed)
+    (seed / tvm_backend.WORKLOAD_FILE).write_text("garbage")
+    broken = settings(seed_database=str(seed)).as_dict()
+    with pytest.raises(InputFileError, match="seed_database"):
+        tune_model([str(tiny_onnx["static"])], "unused.npz", broken, 1, LIMITS, str(tmp_path / "t"))
+    assert not (tmp_path / "t").exists()  # nothing half-written
+
+
+def test_tuning_limits_follow_the_wall_clock_cap():
+    from deploybench.stages.tune import tuning_limits
+
+    assert tuning_limits(LIMITS, settings(max_minutes=2)).seconds == 120 + 600
+    assert tuning_limits(LIMITS, settings(max_minutes=None)).seconds is None

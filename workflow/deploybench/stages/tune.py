@@ -12,14 +12,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..backends import get_backend
 from ..io import atomic_dir, load_npz, write_json
-from ..isolation import ChildDied, phase, run_isolated
+from ..isolation import ChildDied, Limits, phase, run_isolated
+from ..onnx_tools import input_batch
 from ..records import HARD_ERRORS
-from ..specs import TuningSettings, static_batch
+from ..specs import TuningSettings
 from .common import job_log_path, stage_limits
+from .inference import make_batch
 
 log = logging.getLogger("deploybench")
 
@@ -44,12 +44,24 @@ def tune_model(
             _tune_or_failure, [Path(g) for g in graphs], Path(evaluation_npz), tuning, threads, tmp
         )
         try:
-            facts = run_isolated(work, stage_limits(limits, "compile"), job_log_path())
+            facts = run_isolated(work, tuning_limits(limits, tuning), job_log_path())
         except ChildDied as death:
             log.error("tuning: %s", death)
             facts = {"status": "failed", "reason": str(death)}
         facts["settings"] = tuning.as_dict()
         write_json(tmp / TUNING_RECORD, facts)
+
+
+def tuning_limits(limits: dict[str, Any], tuning: TuningSettings) -> Limits:
+    """The tuning child's limits: its own wall-clock cap plus a compile's worth of time (the
+    compiles and runs around the tuning), or none when the tuning is uncapped."""
+    compile_limits = stage_limits(limits, "compile")
+    if tuning.max_minutes is None:
+        return Limits(seconds=None, memory_mb=compile_limits.memory_mb)
+    return Limits(
+        seconds=tuning.max_minutes * 60 + compile_limits.seconds,
+        memory_mb=compile_limits.memory_mb,
+    )
 
 
 def _tune_or_failure(*args: Any) -> dict[str, Any]:
@@ -70,13 +82,11 @@ def _tune(
 
     backend = get_backend("tvm")
     phase("tune")
-    images = load_npz(evaluation_npz)["evaluation"]
-    smallest = min(graphs, key=lambda g: static_batch(g.parent.name) or 0)
+    smallest = min(graphs, key=lambda g: input_batch(g) or 0)
 
     def measure(graph: Path, tuning_dir: Path | None, target: dict) -> dict[str, Any]:
-        batch = static_batch(graph.parent.name) or 1
-        repeats = -(-batch // len(images))
-        data = np.ascontiguousarray(np.concatenate([images] * repeats)[:batch])
+        images = load_npz(evaluation_npz)["evaluation"]
+        data = make_batch(images, input_batch(graph) or 1)
         lib = tvm.build_library(graph, tuning_dir, target)
         return tvm.time_library(lib, data, threads, WHAT_TUNING_BOUGHT_ITERATIONS)
 
