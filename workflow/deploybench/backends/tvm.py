@@ -45,9 +45,11 @@ INT8_REASON = (
     "TVM's Relax ONNX frontend dequantizes Q/DQ weights and activations and convolves in fp32: "
     "no int8 arithmetic to measure"
 )
-# Builds of candidate schedules, timed out at MetaSchedule's default 30 s: the stock builder's
-# first build in each fresh worker imports tvm.s_tir.tensor_intrin (~30 s here).
-BUILD_TIMEOUT_S = 300.0
+# Per candidate build. MetaSchedule's default 30 s timed out every build here only because its
+# stock build function imports tvm.s_tir.tensor_intrin (~30 s) in each fresh worker, which ours
+# does not; some candidates (heavily unrolled) take LLVM minutes: seen 300 s and more for one
+# EfficientNet stem convolution, time no other candidate of the round could use.
+BUILD_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 120.0
 
 
@@ -208,7 +210,7 @@ class TuningProgress:
     def budget_curve(self) -> list[dict[str, float]]:
         """The model's estimated latency had each task been given only its first k trials:
         best of the first k measured, weighted and summed, for every k up to the largest."""
-        if len(self.history) < len(self.weights):
+        if not self.weights or len(self.history) < len(self.weights):
             return []
         longest = max(len(h) for h in self.history.values())
         points = []
