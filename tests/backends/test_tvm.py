@@ -216,3 +216,23 @@ def test_tuning_limits_follow_the_wall_clock_cap():
 
     assert tuning_limits(LIMITS, settings(max_minutes=2)).seconds == 120 + 600
     assert tuning_limits(LIMITS, settings(max_minutes=None)).seconds is None
+
+
+def test_loading_a_runner_leaves_the_process_free_to_use_every_core(tuned, tiny_onnx, tmp_path):
+    """TVM pins the thread that creates its pool unless told not to; a pinned process would
+    hand a one-core mask to everything it starts (seen: every later timing ran on one core)."""
+    import os
+    import subprocess
+    import sys
+
+    folder, _ = tuned
+    backend = get_backend("tvm")("fp32", 1, None)
+    backend.compile(Path(tiny_onnx["static"]), tmp_path / "artifact", tuning=folder)
+    probe = (
+        "import os; from pathlib import Path; from deploybench.backends import get_backend; "
+        f"r = get_backend('tvm')('fp32', 1, None).load(Path({str(tmp_path / 'artifact')!r})); "
+        "r.run(__import__('numpy').zeros((2, 3, 16, 16), 'float32')); "
+        "print('CPUS', len(os.sched_getaffinity(0)))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert f"CPUS {len(os.sched_getaffinity(0))}" in result.stdout, result.stderr[-2000:]

@@ -489,12 +489,15 @@ def set_threads(threads: int) -> int:
 
     TVM sizes a thread's pool once, when first used, from TVM_NUM_THREADS (default: what it
     counts as physical cores, 1 on some VMs): a pool can shrink later, never grow. Runners live
-    in fresh processes, so this is set before the pool exists.
+    in fresh processes, so this is set before the pool exists. TVM_BIND_THREADS=0: by default
+    TVM pins the calling thread to one core when it creates the pool, and every process started
+    from it afterwards inherits that one-core mask; the other backends leave placement to the
+    OS, and so does this one.
     """
     import tvm
 
     os.environ["TVM_NUM_THREADS"] = str(threads)
-    tvm.get_global_func("runtime.config_threadpool")(1, threads)
+    os.environ["TVM_BIND_THREADS"] = "0"
     reported = int(tvm.get_global_func("runtime.NumThreads")())
     if reported != threads:
         raise RuntimeError(
