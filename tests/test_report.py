@@ -350,7 +350,7 @@ def test_tuning_rows_show_what_tuning_cost_and_bought_and_why_a_tuning_failed(tm
         json.dumps(
             {
                 "status": "ok",
-                "settings": {"trials_per_task": 8},
+                "settings": {"trials_per_task": 8, "seed_database": "/db"},
                 "target": {"kind": "llvm", "mcpu": "znver4", "num-cores": 2},
                 "tasks": [
                     {"name": "conv", "weight": 2, "seed_records": 0, "trials": 8, "best_ms": 1.0},
@@ -360,7 +360,6 @@ def test_tuning_rows_show_what_tuning_cost_and_bought_and_why_a_tuning_failed(tm
                 "trials": 8,
                 "tuning_seconds": 61.0,
                 "hit_wall_clock_cap": True,
-                "seed_database": "/db",
                 "seed_records_imported": 3,
                 "tasks_from_seed": 1,
                 "measured": {

@@ -135,3 +135,21 @@ def test_missing_package_skips_only_that_backend(default_config, monkeypatch):
     assert not any(r.planned for r in rows if r.backend == "openvino")
     assert {r.reason for r in rows if r.backend == "openvino"} == {"openvino not installed"}
     assert any(r.planned for r in rows if r.backend == "onnxruntime")
+
+
+def test_shapes_a_backend_does_not_take_are_skipped_with_its_reason(default_config):
+    settings = parse_config(validated({**default_config, "backends": ["pytorch", "tvm"]}))
+    rows = {(r.model, r.backend, r.precision, r.shape, r.batch): r for r in plan(settings, ZEN4)}
+    free = rows[("resnet18", "tvm", "fp32", "dynamic", 8)]
+    assert not free.planned and "static shapes only" in free.reason
+    if rows[("resnet18", "tvm", "fp32", "static_b8", 8)].planned:  # tvm installed
+        # int8 is declined with the finding, not "does not offer"
+        assert "convolves in fp32" in rows[("resnet18", "tvm", "int8", "static_b1", 1)].reason
+    # a precision the backend does not support wins over the shape: the first reason shown
+    assert "does not offer bf16" in rows[("resnet18", "tvm", "bf16", "dynamic", 1)].reason
+
+
+def test_a_tuning_override_for_a_model_not_in_the_experiment_is_refused(default_config):
+    config = {**default_config, "tuning": {"tvm": {"models": {"resnet81": {"trials_per_task": 4}}}}}
+    with pytest.raises(ConfigError, match="tuning.tvm.models: resnet81 is not a configured model"):
+        parse_config(validated(config))

@@ -123,6 +123,12 @@ def main() -> None:
         action="store_true",
         help="rerun only the side-by-side comparisons (the per-job timings stay as they are)",
     )
+    parser.add_argument(
+        "--keep-artifacts",
+        action="store_true",
+        help="rerun only what is forced, even if code changed since the artifacts were built "
+        "(Snakemake's mtime trigger only): the same artifacts timed again",
+    )
     parser.add_argument("--from-snapshots", help="analyse the rep*/ folders an earlier run kept")
     args = parser.parse_args()
 
@@ -139,6 +145,7 @@ def main() -> None:
         command += ["--configfile", args.configfile] if args.configfile else []
         stages = ["compare_configs"] + ([] if args.comparisons_only else ["time_inference"])
         command += ["--forcerun", *stages]
+        command += ["--rerun-triggers", "mtime"] if args.keep_artifacts else []
         start = time.perf_counter()
         subprocess.run(command, cwd=REPO, check=True, capture_output=True)
         print(f"repetition {number}: rerun in {time.perf_counter() - start:.0f} s")

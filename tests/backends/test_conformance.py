@@ -66,7 +66,14 @@ def compile_for_test(backend, source, out_dir, calibration=None):
 
         tuning = out_dir.parent / f"{out_dir.name}-tuning"
         tuning.mkdir()
-        untuned = TuningSettings(0, None, None, 1, 8, 1)
+        untuned = TuningSettings(
+            trials_per_task=0,
+            max_minutes=None,
+            seed_database=None,
+            trials_per_round=1,
+            population_size=8,
+            genetic_iterations=1,
+        )
         type(backend).tune([source], tuning, untuned, backend.threads)
     return backend.compile(source, out_dir, calibration, tuning=tuning)
 
@@ -173,7 +180,9 @@ def test_every_precision_it_declares_is_a_known_one_and_support_has_a_reason(nam
     for precision in ("fp32", "fp16", "bf16", "int8"):
         ok, reason = backend.precision_support(precision, HostFacts(frozenset(), False))
         assert reason
-        if precision not in backend.precisions:
+        if precision in backend.declined_precisions:
+            assert not ok and reason == backend.declined_precisions[precision]
+        elif precision not in backend.precisions:
             assert not ok and f"does not offer {precision}" in reason
         if precision in backend.native_precisions:
             assert not ok and "lacks native" in reason

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from deploybench.backends import get_backend
 from deploybench.errors import InputFileError
+from deploybench.records import TUNING_RECORD
 from deploybench.specs import TuningSettings
 
 pytest.importorskip("tvm")
@@ -180,7 +181,7 @@ def test_the_tuning_stage_writes_its_facts_and_a_failed_tuning_fails_the_compile
     folder = tmp_path / "tuning"
     untuned = settings(trials_per_task=0).as_dict()
     tune_model([str(tiny_onnx["static"])], str(evaluation), untuned, 1, LIMITS, str(folder))
-    facts = json.loads((folder / tvm_backend.TUNING_RECORD).read_text())
+    facts = json.loads((folder / TUNING_RECORD).read_text())
     assert facts["status"] == "ok" and facts["settings"] == untuned
     (measured,) = facts["measured"].values()
     assert measured["untuned"]["batch"] == 2 and measured["untuned"]["median_ms"] > 0
@@ -190,7 +191,7 @@ def test_the_tuning_stage_writes_its_facts_and_a_failed_tuning_fails_the_compile
     compile_model(str(tiny_onnx["static"]), None, key, {}, LIMITS, str(artifact), str(folder))
     assert CompileRecord.read(artifact / ARTIFACT_RECORD).is_ok
 
-    (folder / tvm_backend.TUNING_RECORD).write_text(
+    (folder / TUNING_RECORD).write_text(
         json.dumps({"status": "failed", "reason": "killed by SIGKILL during tune"})
     )
     compile_model(str(tiny_onnx["static"]), None, key, {}, LIMITS, str(artifact), str(folder))

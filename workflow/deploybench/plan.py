@@ -33,7 +33,7 @@ class Combination:
         return SkipRecord.skipped(self.key, self.reason, batch=self.batch)
 
 
-def _why_not(backend_name: str, precision: str, usable: list[str], host: HostFacts) -> str:
+def _why_not(backend_name: str, precision: str, host: HostFacts) -> str:
     """Why this backend × precision cannot run here; empty when it can."""
     backend = get_backend(backend_name)
     available, why_not = backend.availability()
@@ -44,9 +44,12 @@ def _why_not(backend_name: str, precision: str, usable: list[str], host: HostFac
     supported, why_unsupported = backend.precision_support(precision, host)
     if not supported:
         return why_unsupported
-    if not usable:
-        return f"{backend_name} runs only {'/'.join(backend.shapes)} shapes"
     return ""
+
+
+def _shape_reason(backend) -> str:
+    """Why a graph shape the backend does not take is skipped."""
+    return backend.shape_reason or f"{backend.name} runs only {'/'.join(backend.shapes)} shapes"
 
 
 def plan(settings: Settings, host: HostFacts) -> list[Combination]:
@@ -54,26 +57,17 @@ def plan(settings: Settings, host: HostFacts) -> list[Combination]:
     shapes = shape_names(settings.shapes, settings.batch_sizes)
     for backend_name in settings.backends:
         backend = get_backend(backend_name)
-        if backend.source == "onnx":
-            offered = shapes
-            usable = [s for s in shapes if shape_kind(s) in backend.shapes]
-        else:
-            # `shapes` describes ONNX graphs; an eager model takes any batch, always.
-            offered = usable = ["dynamic"]
+        # `shapes` describes ONNX graphs; an eager model takes any batch, always.
+        offered = shapes if backend.source == "onnx" else ["dynamic"]
         for precision in settings.precisions:
-            reason = _why_not(backend_name, precision, usable, host)
+            reason = _why_not(backend_name, precision, host)
             for model in settings.models:
                 # Shapes the backend does not take still show up, as skipped with its reason.
                 for shape in offered:
-                    why = reason or (
-                        "" if shape in usable else backend.shape_reason or _shape_reason(backend)
-                    )
+                    taken = backend.source != "onnx" or shape_kind(shape) in backend.shapes
+                    why = reason or ("" if taken else _shape_reason(backend))
                     for batch in batches_for(shape, settings.batch_sizes):
                         rows.append(
                             Combination(model, backend_name, precision, shape, batch, not why, why)
                         )
     return rows
-
-
-def _shape_reason(backend) -> str:
-    return f"{backend.name} runs only {'/'.join(backend.shapes)} shapes"

@@ -29,6 +29,8 @@ from .stats import LatencyStats
 # Errors the user must fix before anything can run: they stop the job instead of being recorded.
 HARD_ERRORS = (ConfigError, InputFileError)
 ARTIFACT_RECORD = "artifact.json"
+# What a tuning stage wrote beside its database: its facts, or why it failed.
+TUNING_RECORD = "tuning.json"
 KEYS = ("model", "backend", "precision", "shape", "batch")
 
 # Field metadata: kept in the JSON record, left out of the summary table.

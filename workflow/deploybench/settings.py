@@ -13,7 +13,7 @@ from typing import Any
 
 from .backends.registry import backend_names, get_backend
 from .errors import ConfigError
-from .specs import ModelSpec, TimingSettings, Tolerance, TuningSettings
+from .specs import ModelSpec, TimingSettings, Tolerance
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,6 @@ def parse_config(config: dict[str, Any]) -> Settings:
             f"tuning.tvm.models: {', '.join(strays)} is not a configured model; "
             f"choose from {', '.join(models)}"
         )
-    for name in models:
-        TuningSettings.for_model(tvm_tuning, name)
 
     return Settings(
         models=models,

@@ -207,8 +207,11 @@ def compile_targets():
 
 
 def tuning_targets():
-    models = sorted({r.model for r in PLANNED if get_backend(r.backend).needs_tuning})
-    return [f"results/tuning/{model}/tvm" for model in models]
+    return _unique(
+        f"results/tuning/{r.model}/{r.backend}"
+        for r in PLANNED
+        if get_backend(r.backend).needs_tuning
+    )
 
 
 def comparison_targets():

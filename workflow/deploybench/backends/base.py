@@ -109,6 +109,9 @@ class Backend(ABC):
     needs_calibration: ClassVar[tuple[str, ...]] = ()
     #: Precisions the device must execute natively (no silent emulation in fp32 or bf16).
     native_precisions: ClassVar[tuple[str, ...]] = ()
+    #: Precisions the backend's library accepts but would not really execute, and why (a
+    #: finding, e.g. int8 that runs as fp32 arithmetic): skipped with that reason.
+    declined_precisions: ClassVar[Mapping[str, str]] = {}
     #: The reference every speedup on this device is measured against (its fp32).
     baseline: ClassVar[bool] = False
     #: The vendor's own benchmark tool that :meth:`vendor_benchmark` runs, if any.
@@ -128,6 +131,8 @@ class Backend(ABC):
             raise ConfigError(f"threads must be >= 1, got {threads}")
         self.precision = precision
         self.threads = threads
+        #: the tuning stage's folder, set by ``compile`` for a backend with ``needs_tuning``
+        self.tuning_dir: Path | None = None
         self.options = options if isinstance(options, self.Options) else self.make_options(options)
 
     # ---- declared facts, answered without importing the backend's package ----
@@ -157,6 +162,8 @@ class Backend(ABC):
     @classmethod
     def precision_support(cls, precision: str, host: HostFacts) -> tuple[bool, str]:
         """Whether ``precision`` can run on this host; the reason says why not."""
+        if precision in cls.declined_precisions:
+            return False, cls.declined_precisions[precision]
         if precision not in cls.precisions:
             return False, f"{cls.name} does not offer {precision}"
         absent = cls._missing_package(cls.precision_packages.get(precision, ()))

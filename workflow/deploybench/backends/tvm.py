@@ -17,14 +17,15 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
-from ..hardware import HostFacts
+from ..io import write_json
+from ..records import TUNING_RECORD
 from ..specs import TuningSettings
 from .base import Backend, Runner
 
@@ -36,7 +37,6 @@ OUTPUTS_FILE = "outputs.json"
 # What a MetaSchedule JSON database folder holds (tvm.s_tir.meta_schedule.database.JSONDatabase).
 WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
-TUNING_RECORD = "tuning.json"
 
 # Measured with tvm 0.27 (tests/backends/test_tvm.py re-checks it on every run of the tests):
 # the Relax ONNX frontend imports QuantizeLinear/DequantizeLinear as dequantize -> fp32
@@ -113,8 +113,9 @@ def load_prepared(path: Path, target_spec: dict[str, Any]):
 # ---------------------------------------------------------------- the tuning database
 
 
-def read_database(folder: Path, target_spec: dict[str, Any]):
-    """An existing MetaSchedule JSON database, checked: readable, and tuned for this target.
+def read_database(folder: Path, target_spec: dict[str, Any]) -> list:
+    """The records of an existing MetaSchedule JSON database, checked: readable, and tuned
+    for this target.
 
     A corrupt or foreign database is an error naming its file (a silent re-tune would throw
     away what the user pointed us at).
@@ -147,7 +148,7 @@ def read_database(folder: Path, target_spec: dict[str, Any]):
             f"{folder / RECORD_FILE} was tuned for another target ({sorted(foreign)[0]}), "
             f"not {wanted}: schedules do not carry over; use a database tuned on this CPU type"
         )
-    return database, records
+    return records
 
 
 def _target_identity(target) -> str:
@@ -164,43 +165,45 @@ def _target_identity(target) -> str:
 
 @dataclass
 class TuningProgress:
-    """What the measure callback saw: every round's trials and the best latency of each task."""
+    """Every candidate MetaSchedule measured, per task, in the order measured (ms; inf: it
+    failed to build or run), and a point of the time curve after each task's round. Trials,
+    bests and estimates are all read from that history."""
 
     weights: list[float]
-    names: list[str]
     started: float = field(default_factory=time.perf_counter)
-    trials: int = 0
-    best_ms: dict[int, float] = field(default_factory=dict)
-    trials_by_task: dict[int, int] = field(default_factory=dict)
-    #: every measured candidate's latency per task, in the order measured (inf: failed)
     history: dict[int, list[float]] = field(default_factory=dict)
-    curve: list[dict[str, float]] = field(default_factory=list)
+    curve: list[dict[str, Any]] = field(default_factory=list)
     deadline: float | None = None
     hit_cap: bool = False
 
-    def estimate_ms(self) -> float | None:
-        """The model's latency MetaSchedule's measurements add up to, once each task has one."""
-        if len(self.best_ms) < len(self.weights):
+    @property
+    def trials(self) -> int:
+        return sum(len(h) for h in self.history.values())
+
+    def best_ms(self, task_id: int) -> float | None:
+        best = min(self.history.get(task_id) or [float("inf")])
+        return best if np.isfinite(best) else None
+
+    def estimate_ms(self, trials_per_task: int | None = None) -> float | None:
+        """The model latency MetaSchedule's measurements add up to (each task's best of its
+        first ``trials_per_task``, or of all, weighted); None until every task has one."""
+        if not self.weights or len(self.history) < len(self.weights):
             return None
-        return sum(self.weights[i] * best for i, best in self.best_ms.items())
+        total = sum(self.weights[i] * min(h[:trials_per_task]) for i, h in self.history.items())
+        return total if np.isfinite(total) else None
 
     def observe(self, task_id: int, run_secs: Iterable[list[float] | None]) -> None:
-        for seconds in run_secs:
-            self.trials += 1
-            self.trials_by_task[task_id] = self.trials_by_task.get(task_id, 0) + 1
-            ms = float(np.mean(seconds)) * 1e3 if seconds else float("inf")
-            self.history.setdefault(task_id, []).append(ms)
-            if ms < self.best_ms.get(task_id, float("inf")):
-                self.best_ms[task_id] = ms
+        self.history.setdefault(task_id, []).extend(
+            float(np.mean(seconds)) * 1e3 if seconds else float("inf") for seconds in run_secs
+        )
         elapsed = time.perf_counter() - self.started
         estimate = self.estimate_ms()
         self.curve.append(
             {"trials": self.trials, "seconds": round(elapsed, 2), "estimate_ms": estimate}
         )
-        done = sum(1 for i in range(len(self.weights)) if self.trials_by_task.get(i))
         log.info(
             "tuning: %d/%d tasks measured, %d trials, %.0f s, model estimate %s",
-            done,
+            len(self.history),
             len(self.weights),
             self.trials,
             elapsed,
@@ -208,17 +211,11 @@ class TuningProgress:
         )
 
     def budget_curve(self) -> list[dict[str, float]]:
-        """The model's estimated latency had each task been given only its first k trials:
-        best of the first k measured, weighted and summed, for every k up to the largest."""
-        if not self.weights or len(self.history) < len(self.weights):
-            return []
-        longest = max(len(h) for h in self.history.values())
-        points = []
-        for k in range(1, longest + 1):
-            total = sum(self.weights[i] * min(h[:k]) for i, h in self.history.items())
-            if np.isfinite(total):
-                points.append({"trials_per_task": k, "estimate_ms": total})
-        return points
+        """What each budget per task would have bought: the estimate from every task's first
+        k trials, for every k up to the longest history."""
+        longest = max((len(h) for h in self.history.values()), default=0)
+        points = ((k, self.estimate_ms(k)) for k in range(1, longest + 1))
+        return [{"trials_per_task": k, "estimate_ms": e} for k, e in points if e is not None]
 
     def over_time(self) -> bool:
         return self.deadline is not None and time.perf_counter() > self.deadline
@@ -305,9 +302,10 @@ def tune(
 ) -> dict[str, Any]:
     """Tune every task of ``graphs`` (one model's static-batch graphs) into ``out_dir``.
 
-    Writes the MetaSchedule database and the target there; returns the tuning facts (tasks,
-    trials, the latency curve, where the records came from). With ``measure``, also what
-    tuning bought: ``measure(graph, database folder or None, target)`` for ``measure_graphs``.
+    Writes the MetaSchedule database, the target and the tuning facts (``tuning.json``: tasks,
+    trials, the latency curves, where the records came from) there, and returns the facts.
+    With ``measure``, also what tuning bought: ``measure(graph, database folder or None,
+    target)`` for ``measure_graphs``.
     """
     import tvm
     from tvm.s_tir import meta_schedule as ms
@@ -317,7 +315,7 @@ def tune(
     target = tvm.target.Target(target_spec)
     seed_records = []
     if settings.seed_database:
-        _, seed_records = read_database(Path(settings.seed_database), target_spec)
+        seed_records = read_database(Path(settings.seed_database), target_spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / TARGET_FILE).write_text(json.dumps(target_spec, sort_keys=True))
 
@@ -331,7 +329,6 @@ def tune(
     seeded = _import_seed(database, seed_records)
     seeded_trials = [seeded.get(_workload_key(t.dispatched[0]), 0) for t in tasks]
     to_tune = [i for i, count in enumerate(seeded_trials) if count < settings.trials_per_task]
-    names = [t.task_name for t in tasks]
     log.info(
         "tuning %d graph(s): %d tasks extracted, %d distinct, %d already tuned in the seed "
         "database, %d trials per task, cap %s",
@@ -342,9 +339,7 @@ def tune(
         settings.trials_per_task,
         f"{settings.max_minutes} min" if settings.max_minutes else "none",
     )
-    progress = TuningProgress(
-        weights=[weights[i] for i in to_tune], names=[names[i] for i in to_tune]
-    )
+    progress = TuningProgress(weights=[weights[i] for i in to_tune])
     if settings.max_minutes:
         progress.deadline = progress.started + settings.max_minutes * 60
     if settings.trials_per_task and to_tune:
@@ -378,30 +373,27 @@ def tune(
             ],
         )
     tuned_seconds = time.perf_counter() - progress.started
-    best = {names[to_tune[i]]: ms_ for i, ms_ in progress.best_ms.items()}
-    task_rows = []
-    for i, task in enumerate(tasks):
-        j = to_tune.index(i) if i in to_tune else None
-        task_rows.append(
-            {
-                "name": task.task_name,
-                "weight": weights[i],
-                "seed_records": seeded_trials[i],
-                "trials": progress.trials_by_task.get(j, 0) if j is not None else 0,
-                "best_ms": best.get(task.task_name),
-            }
-        )
+    # the scheduler numbers the tasks it tuned 0.. in the order of to_tune
+    scheduler_id = {task: number for number, task in enumerate(to_tune)}
+    task_rows = [
+        {
+            "name": task.task_name,
+            "weight": weights[i],
+            "seed_records": seeded_trials[i],
+            "trials": len(progress.history.get(scheduler_id.get(i), [])),
+            "best_ms": progress.best_ms(scheduler_id.get(i)),
+        }
+        for i, task in enumerate(tasks)
+    ]
     facts: dict[str, Any] = {
         "target": target_spec,
         "graphs": [str(g) for g in graphs],
         "tasks_extracted": len(extracted),
+        "settings": settings.as_dict(),
         "tasks": task_rows,
-        "trials_per_task": settings.trials_per_task,
         "trials": progress.trials,
         "tuning_seconds": round(tuned_seconds, 1),
         "hit_wall_clock_cap": progress.hit_cap,
-        "max_minutes": settings.max_minutes,
-        "seed_database": settings.seed_database,
         "seed_records_imported": sum(seeded.values()),
         "tasks_from_seed": sum(1 for i, c in enumerate(seeded_trials) if c and i not in to_tune),
         "curve": progress.curve,
@@ -416,7 +408,7 @@ def tune(
             for graph in (measure_graphs or graphs)
         }
     facts["status"] = "ok"
-    (out_dir / TUNING_RECORD).write_text(tuning_facts_json(facts))
+    write_json(out_dir / TUNING_RECORD, facts)
     return facts
 
 
@@ -428,12 +420,12 @@ def _workload_key(mod) -> str:
 
 def _import_seed(database, records) -> dict[str, int]:
     """Copy the seed's records into ``database``; how many each workload brought."""
+    from tvm.s_tir.meta_schedule.database import TuningRecord
+
     counts: dict[str, int] = {}
     for record in records:
         mod = record.workload.mod
         workload = database.commit_workload(mod)
-        from tvm.s_tir.meta_schedule.database import TuningRecord
-
         database.commit_tuning_record(
             TuningRecord(
                 record.trace,
@@ -542,14 +534,14 @@ class TvmRunner(Runner):
         self._device = tvm.cpu()
         self._vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), self._device)
         self._main = self._vm["main"]
+        # resolved once, not in the timed call
+        self._to_device, self._single = tvm.runtime.tensor, tvm.runtime.Tensor
         self._output_names = output_names
         self.execution_info = {"threads": reported, "target": target}
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        import tvm
-
-        result = self._main(tvm.runtime.tensor(np.ascontiguousarray(batch), self._device))
-        outputs = [result] if isinstance(result, tvm.runtime.Tensor) else list(result)
+        result = self._main(self._to_device(np.ascontiguousarray(batch), self._device))
+        outputs = [result] if isinstance(result, self._single) else list(result)
         return {
             name: value.numpy() for name, value in zip(self._output_names, outputs, strict=True)
         }
@@ -561,29 +553,16 @@ class TvmRunner(Runner):
 
 class TvmBackend(Backend):
     name = "tvm"
-    precisions = ("fp32", "int8")
+    precisions = ("fp32",)
+    declined_precisions = {"int8": INT8_REASON}
     shapes = ("static",)
-    packages = ("tvm",)
-    # Tuning imports these lazily, deep inside MetaSchedule, after minutes of work.
-    tuning_packages = ("tvm", "psutil", "cloudpickle", "xgboost")
+    # psutil, cloudpickle and xgboost: MetaSchedule imports them lazily, minutes into tuning.
+    packages = ("tvm", "psutil", "cloudpickle", "xgboost")
     distributions = ("apache-tvm", "apache-tvm-ffi")
     extra = "tvm"
     needs_tuning = True
     shape_reason = "MetaSchedule tunes static shapes only; the free-batch graph is not offered"
     Options = TvmOptions
-
-    @classmethod
-    def availability(cls) -> tuple[bool, str]:
-        absent = cls._missing_package(cls.tuning_packages)
-        if absent is not None:
-            return False, f"{absent} not installed ({cls.install_hint()})"
-        return True, "available"
-
-    @classmethod
-    def precision_support(cls, precision: str, host: HostFacts) -> tuple[bool, str]:
-        if precision == "int8":
-            return False, INT8_REASON
-        return super().precision_support(precision, host)
 
     @classmethod
     def tune(cls, graphs, out_dir, settings, threads, **measuring) -> dict[str, Any]:
@@ -601,7 +580,7 @@ class TvmBackend(Backend):
         tuned = [t for t in tuning["tasks"] if t["trials"] or t["seed_records"]]
         return {
             "target": target_spec,
-            "trials_per_task": tuning["trials_per_task"],
+            "trials_per_task": tuning["settings"]["trials_per_task"],
             "tasks_tuned": f"{len(tuned)}/{len(tuning['tasks'])}",
             "opt_level": self.options.opt_level,
         }
@@ -610,13 +589,3 @@ class TvmBackend(Backend):
         target = json.loads((artifact_dir / TARGET_FILE).read_text())
         names = json.loads((artifact_dir / OUTPUTS_FILE).read_text())
         return TvmRunner(artifact_dir / LIBRARY_FILE, self.threads, target, names)
-
-
-def tuning_facts_json(facts: dict[str, Any]) -> str:
-    return json.dumps(facts, indent=2, sort_keys=True, default=_jsonable)
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return asdict(value)
-    return str(value)

@@ -13,9 +13,8 @@ from .. import hardware
 from ..backends import get_backend
 from ..backends.base import installed_version
 from ..io import atomic_path, read_json
-from ..records import missing, summary_columns
+from ..records import TUNING_RECORD, missing, summary_columns
 from .decide import CROSSCHECK_TOLERANCE, comparison_notes, crosscheck_note, recommend
-from .tune import TUNING_RECORD
 
 # The workflow's own stack; each backend's packages come from its class.
 WORKFLOW_DISTRIBUTIONS = ("onnx", "onnxscript", "onnxsim", "onnxslim", "numpy", "snakemake")
@@ -141,15 +140,22 @@ def _rows_figure(plt, rows):
     return plt.subplots(figsize=(9, 0.35 * len(rows) + 1.5))
 
 
-def _plots(model: str, rows, latencies) -> dict[str, str]:
+def _pyplot():
+    """pyplot and seaborn, headless, in the report's theme."""
     import matplotlib
-    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook")
+    return plt, sns
+
+
+def _plots(model: str, rows, latencies) -> dict[str, str]:
+    import matplotlib.ticker
+
+    plt, sns = _pyplot()
     figures: dict[str, str] = {}
     ok = rows[rows.status == "ok"].copy()
     if ok.empty:
@@ -269,8 +275,8 @@ def tuning_rows(tuning_dirs: list[str]) -> tuple[list[dict[str, Any]], list[dict
                 tasks_tuned=f"{tuned}/{len(tasks)}",
                 seed=(
                     f"{facts['seed_records_imported']} records, {facts['tasks_from_seed']} tasks "
-                    f"not re-tuned ({facts['seed_database']})"
-                    if facts.get("seed_database")
+                    f"not re-tuned ({settings['seed_database']})"
+                    if settings.get("seed_database")
                     else "none"
                 ),
                 tuning_seconds=facts["tuning_seconds"],
@@ -304,14 +310,9 @@ def tuning_rows(tuning_dirs: list[str]) -> tuple[list[dict[str, Any]], list[dict
 def _tuning_figure(curve: list[dict[str, Any]]) -> str | None:
     if not curve:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
-    import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="notebook")
+    plt, sns = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     sns.lineplot(
         data=pd.DataFrame(curve), x="trials", y="estimate_ms", hue="model", marker="o", ax=ax

@@ -16,14 +16,13 @@ from ..backends import get_backend
 from ..io import atomic_dir, load_npz, write_json
 from ..isolation import ChildDied, Limits, phase, run_isolated
 from ..onnx_tools import input_batch
-from ..records import HARD_ERRORS
+from ..records import HARD_ERRORS, TUNING_RECORD
 from ..specs import TuningSettings
 from .common import job_log_path, stage_limits
 from .inference import make_batch
 
 log = logging.getLogger("deploybench")
 
-TUNING_RECORD = "tuning.json"
 # Whole-model runs behind the "untuned vs tuned" figures (the comparisons time the tuned one
 # properly; these say what tuning bought, at the smallest batch).
 WHAT_TUNING_BOUGHT_ITERATIONS = 5
@@ -48,8 +47,8 @@ def tune_model(
         except ChildDied as death:
             log.error("tuning: %s", death)
             facts = {"status": "failed", "reason": str(death)}
-        facts["settings"] = tuning.as_dict()
-        write_json(tmp / TUNING_RECORD, facts)
+        if facts["status"] != "ok":  # a tuning that finished wrote its own facts
+            write_json(tmp / TUNING_RECORD, {**facts, "settings": tuning.as_dict()})
 
 
 def tuning_limits(limits: dict[str, Any], tuning: TuningSettings) -> Limits:
@@ -90,11 +89,9 @@ def _tune(
         lib = tvm.build_library(graph, tuning_dir, target)
         return tvm.time_library(lib, data, threads, WHAT_TUNING_BOUGHT_ITERATIONS)
 
-    facts = backend.tune(
+    return backend.tune(
         graphs, out_dir, tuning, threads, measure=measure, measure_graphs=[smallest]
     )
-    facts["status"] = "ok"
-    return facts
 
 
 def tuning_failure(tuning_dir: str | Path) -> str | None:
