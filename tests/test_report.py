@@ -8,7 +8,7 @@ pytest.importorskip("seaborn")
 
 from deploybench.backends import get_backend  # noqa: E402
 from deploybench.records import summary_columns  # noqa: E402
-from deploybench.stages.decide import recommend  # noqa: E402
+from deploybench.stages.decide import comparison_notes, recommend  # noqa: E402
 from deploybench.stages.report import RESULT_COLUMNS, render_report  # noqa: E402
 from deploybench.stats import paired_ratio  # noqa: E402
 
@@ -26,11 +26,11 @@ def comparison(configs, batch=1):
     ``configs``: (backend, precision, shape, per-round latency factor, parity, artifact bytes).
     """
     rows, rounds = [], []
-    base = None
+    base, baseline = None, "pytorch fp32"
     for backend, precision, shape, factor, parity, size in configs:
         medians = 10.0 * DRIFT * np.asarray(factor, dtype=float)
-        if (backend, precision) == ("pytorch", "fp32"):
-            base = medians
+        if precision == "fp32" and get_backend(backend).baseline:
+            base, baseline = medians, f"{backend} fp32"
         rounds += [
             {"model": "m", "backend": backend, "precision": precision, "shape": shape,
              "batch": batch, "round": r, "median_ms": m}
@@ -66,7 +66,7 @@ def comparison(configs, batch=1):
             cmp_speedup=estimate.ratio,
             cmp_speedup_ci_low=estimate.ci_low,
             cmp_speedup_ci_high=estimate.ci_high,
-            cmp_baseline="pytorch fp32",
+            cmp_baseline=baseline,
         )
     frame = pd.DataFrame(rows).reindex(columns=summary_columns())
     return frame, pd.DataFrame(rounds)
@@ -390,3 +390,28 @@ def test_tuning_rows_show_what_tuning_cost_and_bought_and_why_a_tuning_failed(tm
     assert by_model["mobilenet"]["status"] == "failed"
     assert by_model["mobilenet"]["note"] == "killed by SIGKILL during tune"
     assert [(p["model"], p["trials_per_task"]) for p in curve] == [("resnet18", 1), ("resnet18", 2)]
+
+
+def test_each_device_gets_its_own_pick_against_its_own_baseline():
+    cpu, cpu_rounds = comparison(
+        [
+            ("pytorch", "fp32", "dynamic", 1.0, "pass", 100),
+            ("onnxruntime", "fp32", "dynamic", 0.5, "pass", 100),
+        ]
+    )
+    gpu, gpu_rounds = comparison(
+        [
+            ("pytorch_cuda", "fp32", "dynamic", 0.1, "pass", 100),
+            ("tensorrt", "fp16", "dynamic", 0.02, "pass", 100),
+        ]
+    )
+    frame = pd.concat([cpu, gpu])
+    rounds = pd.concat([cpu_rounds, gpu_rounds])
+    picks = {p["device"]: p for p in recommend(frame, rounds, pretrained=True)}
+    assert set(picks) == {"cpu", "cuda"}
+    assert picks["cpu"]["row"]["backend"] == "onnxruntime"
+    assert picks["cuda"]["row"]["backend"] == "tensorrt"
+    assert picks["cuda"]["row"]["cmp_baseline"] == "pytorch_cuda fp32"
+    # a device where only the baseline ran says so, under its own name
+    notes = comparison_notes(pd.concat([cpu, gpu[gpu.backend == "pytorch_cuda"]]))
+    assert notes == ["batch 1 on cuda: nothing to compare side by side: only the baseline ran"]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from deploybench.errors import ConfigError
 from deploybench.hardware import HostFacts
-from deploybench.plan import plan
+from deploybench.plan import NO_GPU_REASON, plan
 from deploybench.settings import describe_validation_error, parse_config
 from deploybench.specs import shape_names
 from helpers import SCHEMA, validated
@@ -99,7 +99,12 @@ def test_plan_covers_every_combination_with_a_status(default_config):
     assert statuses[("resnet18", "pytorch", "bf16", "dynamic", 8)].planned
     # every model x backend x precision appears
     triples = {(r.model, r.backend, r.precision) for r in rows}
-    assert len(triples) == 3 * 3 * 3
+    assert triples == {
+        (m, b, p) for m in settings.models for b in settings.backends for p in settings.precisions
+    }
+    # this host has no GPU: every GPU combination is there, skipped for that reason
+    on_gpu = [r for r in rows if r.backend in ("pytorch_cuda", "onnxruntime_cuda", "tensorrt")]
+    assert on_gpu and {(r.planned, r.reason) for r in on_gpu} == {(False, NO_GPU_REASON)}
 
 
 def test_eager_baseline_runs_whatever_graph_shapes_are_configured(default_config):

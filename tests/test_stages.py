@@ -261,6 +261,7 @@ def test_a_comparison_survives_a_crashing_worker_and_a_failed_compile(
         inputs_npz=str(evaluation),
         model="tiny",
         configs=configs,
+        device="cpu",
         batch=2,
         threads=1,
         comparison=COMPARISON,

@@ -137,3 +137,25 @@ def test_cold_call_loads_and_retries_are_recorded_exactly(clock, monkeypatch):
         "stats",
         "noise",
     }
+
+
+def test_a_device_clock_gives_the_latencies_while_the_host_clock_still_bounds_the_run(clock):
+    device_times = iter([0.5, 0.25, 0.75, 0.5])
+    attempt = timing.measure(
+        clock.step,
+        settings(warmup_iterations=2, min_iterations=4, min_seconds=4 * STEP),
+        device_ms=lambda: next(device_times),
+    )
+    # read once per measured step (none during warm-up): the device's numbers, not the host's
+    assert attempt.latencies_ms == [0.5, 0.25, 0.75, 0.5]
+    assert attempt.warmup_iterations == 2
+    assert attempt.measure_seconds == 4 * STEP
+    assert attempt.stats.median_ms == 0.5
+
+
+def test_time_runner_hands_the_device_clock_to_every_attempt(clock, monkeypatch):
+    monkeypatch.setattr(timing.hardware, "load_average", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(timing.hardware, "cpu_frequency_mhz", lambda: None)
+    result = timing.time_runner(clock.step, settings(min_iterations=3), device_ms=lambda: 2.0)
+    assert result["latencies_ms"] == [2.0, 2.0, 2.0]
+    assert result["cold_ms"] == STEP * 1e3  # the cold first call is host time: nothing to read

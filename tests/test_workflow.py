@@ -175,7 +175,10 @@ def test_changing_one_backend_option_reruns_only_that_backend(finished_run, tmp_
     assert any("summary.csv" in o for o in outputs) and any("report.html" in o for o in outputs)
     # the comparisons that hold an onnxruntime configuration: the tiny model's, both batches
     comparisons = sorted(o for o in outputs if "/comparisons/" in o)
-    assert comparisons == ["results/comparisons/tiny/b1.json", "results/comparisons/tiny/b2.json"]
+    assert comparisons == [
+        "results/comparisons/tiny/cpu/b1.json",
+        "results/comparisons/tiny/cpu/b2.json",
+    ]
 
 
 @pytest.mark.slow
@@ -235,8 +238,8 @@ def test_changing_the_comparison_policy_reruns_only_the_comparisons(finished_run
     changed.write_text(yaml.safe_dump(config))
     outputs = planned_outputs(snakemake(workdir, "report", "-n", configfile=changed).stdout)
     assert sorted(o for o in outputs if o.startswith("results/") and o.endswith(".json")) == [
-        "results/comparisons/tiny/b1.json",
-        "results/comparisons/tiny/b2.json",
+        "results/comparisons/tiny/cpu/b1.json",
+        "results/comparisons/tiny/cpu/b2.json",
     ]
 
 

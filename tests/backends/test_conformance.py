@@ -14,27 +14,44 @@ import numpy as np
 import onnx
 import pytest
 from deploybench.backends import backend_names, get_backend
+from deploybench.gpu import compute_capability, gpu_facts, gpu_present
 from deploybench.hardware import HostFacts, cpu_flags
 from deploybench.parity import check
+from deploybench.plan import NO_GPU_REASON
 from deploybench.specs import Tolerance, output_names, static_batch
 from deploybench.stages.inference import run_all
 from helpers import REPO, model_spec
 
-HOST = HostFacts(cpu_flags=cpu_flags(), has_gpu=False)
+HOST = HostFacts(
+    cpu_flags=cpu_flags(),
+    has_gpu=gpu_present("auto"),
+    gpu_compute_capability=compute_capability(gpu_facts()),
+)
 TOLERANCES = {
     "fp32": Tolerance(max_rel=1e-4, min_cosine=0.99999),
     "bf16": Tolerance(max_rel=5e-2, min_cosine=0.99),
     "fp16": Tolerance(max_rel=5e-2, min_cosine=0.999),
     "int8": Tolerance(min_cosine=0.9),
 }
+
+
+def _marks(name: str):
+    return [pytest.mark.gpu] if get_backend(name).device == "cuda" else []
+
+
 CASES = [
-    (name, precision) for name in backend_names() for precision in get_backend(name).precisions
+    pytest.param(name, precision, marks=_marks(name))
+    for name in backend_names()
+    for precision in get_backend(name).precisions
 ]
+NAMES = [pytest.param(name, marks=_marks(name)) for name in backend_names()]
 SHAPES = {"static": "static_b2", "dynamic": "dynamic"}
 
 
 def runnable(name: str, precision: str):
     backend = get_backend(name)
+    if backend.device == "cuda" and not HOST.has_gpu:
+        pytest.skip(NO_GPU_REASON)
     ok, why = backend.availability()
     if ok:
         ok, why = backend.precision_support(precision, HOST)
@@ -118,7 +135,7 @@ def test_compile_load_run_named_outputs_and_parity(
     assert worst.cosine >= tolerance.min_cosine, result.reason
 
 
-@pytest.mark.parametrize("name", backend_names())
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_the_thread_count_reaches_the_library(
     name, threads, tiny_onnx, tiny_inputs, eager_model, tmp_path
@@ -170,8 +187,8 @@ def test_the_install_hint_names_an_extra_that_installs_the_backend(name):
     listed = " ".join(extras[backend.extra])
     for distribution in backend.distributions:
         assert distribution in listed, f"[{backend.extra}] does not install {distribution}"
-    env = (REPO / "envs" / f"{name}.yaml").read_text()
-    assert f"[{backend.extra}]" in env, f"envs/{name}.yaml does not install [{backend.extra}]"
+    env = (REPO / "envs" / f"{backend.extra}.yaml").read_text()
+    assert f"[{backend.extra}]" in env, f"envs/{backend.extra}.yaml does not install it"
 
 
 @pytest.mark.parametrize("name", backend_names())
@@ -184,8 +201,15 @@ def test_every_precision_it_declares_is_a_known_one_and_support_has_a_reason(nam
             assert not ok and reason == backend.declined_precisions[precision]
         elif precision not in backend.precisions:
             assert not ok and f"does not offer {precision}" in reason
-        if precision in backend.native_precisions:
+        if precision in backend.native_precisions and backend.device == "cpu":
             assert not ok and "lacks native" in reason
+        if precision in backend.native_precisions and backend.device == "cuda":
+            # a submit host that cannot see the GPU plans it; an old GPU refuses it
+            if backend._missing_package(backend.precision_packages.get(precision, ())) is None:
+                assert ok
+            old_gpu = HostFacts(frozenset(), True, gpu_compute_capability=(5, 0))
+            old_ok, old_reason = backend.precision_support(precision, old_gpu)
+            assert not old_ok and "too old" in old_reason
 
 
 def test_native_precisions_follow_the_cpu_flags():
@@ -193,7 +217,7 @@ def test_native_precisions_follow_the_cpu_flags():
     without = HostFacts(frozenset({"avx2"}), False)
     for name in backend_names():
         backend = get_backend(name)
-        if "bf16" in backend.native_precisions:
+        if "bf16" in backend.native_precisions and backend.device == "cpu":
             if backend._missing_package(backend.precision_packages.get("bf16", ())) is None:
                 assert backend.precision_support("bf16", with_bf16)[0]
             assert not backend.precision_support("bf16", without)[0]

@@ -1,25 +1,42 @@
-"""Whether this host can build GPU targets (config ``gpu: auto | true | false``)."""
+"""Whether this host can build GPU targets (config ``gpu: auto | true | false``), what its GPU is,
+and which reduced precisions that GPU executes natively. Reads ``nvidia-smi`` only: importing
+this module loads no CUDA library."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 
+# nvidia-smi --query-gpu fields for the environment block and the timing records.
+FACT_FIELDS = {
+    "name": "name",
+    "driver": "driver_version",
+    "compute_capability": "compute_cap",
+    "memory_mib": "memory.total",
+    "sm_clock_mhz": "clocks.sm",
+    "max_sm_clock_mhz": "clocks.max.sm",
+    "power_limit_w": "power.limit",
+}
+# The lowest compute capability whose hardware executes the precision natively (fp16 arithmetic
+# from sm_53, dp4a int8 from sm_61, bf16 from Ampere); below it a library emulates or refuses.
+NATIVE_CUDA_CAPABILITY = {"fp16": (5, 3), "int8": (6, 1), "bf16": (8, 0)}
 
-def nvidia_smi_sees_gpu() -> bool:
+
+def _nvidia_smi(*arguments: str) -> str | None:
     if shutil.which("nvidia-smi") is None:
-        return False
+        return None
     try:
         result = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
+            ["nvidia-smi", *arguments], capture_output=True, text=True, timeout=20, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0 and bool(result.stdout.strip())
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def nvidia_smi_sees_gpu() -> bool:
+    output = _nvidia_smi("--query-gpu=name", "--format=csv,noheader")
+    return bool(output and output.strip())
 
 
 def gpu_present(setting: str | bool) -> bool:
@@ -29,3 +46,49 @@ def gpu_present(setting: str | bool) -> bool:
     if setting is False or setting == "false":
         return False
     return nvidia_smi_sees_gpu()
+
+
+def parse_gpu_facts(csv_line: str) -> dict[str, str]:
+    """One line of ``nvidia-smi --query-gpu=<FACT_FIELDS> --format=csv,noheader,nounits``."""
+    values = [v.strip() for v in csv_line.split(",")]
+    if len(values) != len(FACT_FIELDS):
+        raise ValueError(f"nvidia-smi gave {len(values)} fields, expected {len(FACT_FIELDS)}")
+    return dict(zip(FACT_FIELDS, values, strict=True))
+
+
+def gpu_facts(index: int = 0) -> dict[str, str] | None:
+    """The GPU's name, driver, compute capability, clocks and power limit; None without one."""
+    output = _nvidia_smi(
+        f"--id={index}",
+        f"--query-gpu={','.join(FACT_FIELDS.values())}",
+        "--format=csv,noheader,nounits",
+    )
+    if not output or not output.strip():
+        return None
+    try:
+        return parse_gpu_facts(output.strip().splitlines()[0])
+    except ValueError:
+        return None
+
+
+def compute_capability(facts: dict[str, str] | None) -> tuple[int, int] | None:
+    if not facts:
+        return None
+    major, _, minor = facts.get("compute_capability", "").partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        return None
+    return int(major), int(minor)
+
+
+def native_cuda_precision_support(
+    precision: str, capability: tuple[int, int] | None
+) -> tuple[bool, str]:
+    """Whether a GPU of this compute capability runs ``precision`` natively. Unknown capability
+    (a submit host planning for a GPU partition) is not a reason to skip: the job finds out."""
+    needed = NATIVE_CUDA_CAPABILITY.get(precision)
+    if needed is None or capability is None or capability >= needed:
+        return True, "supported"
+    return False, (
+        f"GPU compute capability {capability[0]}.{capability[1]} is too old for native "
+        f"{precision} (needs {needed[0]}.{needed[1]} or newer)"
+    )

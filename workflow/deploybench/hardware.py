@@ -17,10 +17,12 @@ NATIVE_CPU_FLAGS = {"bf16": BF16_FLAGS, "fp16": FP16_FLAGS}
 
 @dataclass(frozen=True)
 class HostFacts:
-    """What the host that builds the DAG offers: its CPU flags and whether it has a GPU."""
+    """What the host that builds the DAG offers: its CPU flags, whether it has a GPU, and that
+    GPU's compute capability where it can be read (None on a submit host without one)."""
 
     cpu_flags: frozenset[str]
     has_gpu: bool
+    gpu_compute_capability: tuple[int, int] | None = None
 
 
 def native_precision_support(precision: str, cpu_flags: frozenset[str]) -> tuple[bool, str]:

@@ -14,6 +14,8 @@ from .records import SkipRecord
 from .settings import Settings
 from .specs import ConfigKey, batches_for, shape_kind, shape_names
 
+NO_GPU_REASON = "no CUDA device on the host that built the DAG (gpu: true plans for a cluster)"
+
 
 @dataclass(frozen=True)
 class Combination:
@@ -36,11 +38,11 @@ class Combination:
 def _why_not(backend_name: str, precision: str, host: HostFacts) -> str:
     """Why this backend × precision cannot run here; empty when it can."""
     backend = get_backend(backend_name)
+    if backend.device == "cuda" and not host.has_gpu:
+        return NO_GPU_REASON
     available, why_not = backend.availability()
     if not available:
         return why_not
-    if backend.device == "cuda" and not host.has_gpu:
-        return "no CUDA device on the host that built the DAG"
     supported, why_unsupported = backend.precision_support(precision, host)
     if not supported:
         return why_unsupported

@@ -3,6 +3,9 @@
 Every per-iteration latency is kept. Noise is detected, not hidden: the CPU time other processes
 used during the run is measured from /proc/stat, and a run is flagged noisy when that or its
 coefficient of variation is too high; a noisy run is retried and the steadiest attempt is kept.
+
+A device backend's latency is its own device clock's (CUDA events around the work on its
+stream) when the runner offers one: the host clock would add launch and synchronisation.
 """
 
 from __future__ import annotations
@@ -35,7 +38,13 @@ def _foreign_cpu(busy_before, busy_after, own_before, own_after, wall) -> float 
     return max(0.0, ((busy_after - busy_before) - (own_after - own_before)) / wall)
 
 
-def measure(step: Callable[[], Any], settings: TimingSettings) -> Attempt:
+def measure(
+    step: Callable[[], Any],
+    settings: TimingSettings,
+    device_ms: Callable[[], float] | None = None,
+) -> Attempt:
+    """Warm up, then time ``step`` until enough iterations and enough seconds; each latency is
+    ``device_ms()`` read after the step when given, else the host clock around it."""
     clock = time.perf_counter
     warm_start = clock()
     warm_count = 0
@@ -54,7 +63,7 @@ def measure(step: Callable[[], Any], settings: TimingSettings) -> Attempt:
         t0 = clock()
         step()
         t1 = clock()
-        latencies.append((t1 - t0) * 1e3)
+        latencies.append(device_ms() if device_ms is not None else (t1 - t0) * 1e3)
         elapsed = t1 - start
         if len(latencies) >= settings.min_iterations and elapsed >= settings.min_seconds:
             break
@@ -78,7 +87,11 @@ def _steadiness(attempt: Attempt) -> tuple[bool, float]:
     return bool(attempt.noise), attempt.stats.cv
 
 
-def time_runner(run_batch: Callable[[], Any], settings: TimingSettings) -> dict[str, Any]:
+def time_runner(
+    run_batch: Callable[[], Any],
+    settings: TimingSettings,
+    device_ms: Callable[[], float] | None = None,
+) -> dict[str, Any]:
     """Cold first call, then measured attempts; the steadiest attempt is the result.
 
     The keys are :class:`~deploybench.records.TimingRecord` fields.
@@ -91,7 +104,7 @@ def time_runner(run_batch: Callable[[], Any], settings: TimingSettings) -> dict[
 
     attempts = []
     for _ in range(1 + settings.retries_if_noisy):
-        attempts.append(measure(run_batch, settings))
+        attempts.append(measure(run_batch, settings, device_ms))
         if not attempts[-1].noise:
             break
     best = min(attempts, key=_steadiness)

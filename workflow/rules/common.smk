@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from deploybench import hardware
 from deploybench.backends import get_backend
 from deploybench.errors import ConfigError
-from deploybench.gpu import gpu_present
+from deploybench.gpu import compute_capability, gpu_facts, gpu_present
 from deploybench.plan import plan
 from deploybench.settings import describe_validation_error, parse_config
 from deploybench.specs import TuningSettings
@@ -25,8 +25,12 @@ except WorkflowError as exc:
     raise ConfigError(describe_validation_error(exc)) from None
 
 SETTINGS = parse_config(config)
+HAS_GPU = gpu_present(SETTINGS.gpu)
 HOST = hardware.HostFacts(
-    cpu_flags=hardware.cpu_flags(), has_gpu=gpu_present(SETTINGS.gpu)
+    cpu_flags=hardware.cpu_flags(),
+    has_gpu=HAS_GPU,
+    # None on a submit host planning for a GPU partition: the GPU jobs find out themselves
+    gpu_compute_capability=compute_capability(gpu_facts()) if HAS_GPU else None,
 )
 PLAN = plan(SETTINGS, HOST)
 PLANNED = [row for row in PLAN if row.planned]
@@ -48,6 +52,7 @@ wildcard_constraints:
     precision=_alternatives(SETTINGS.precisions),
     shape=_alternatives(SHAPES),
     batch=r"\d+",
+    device="cpu|cuda",
 
 
 # ---------------------------------------------------------------- params
@@ -103,10 +108,21 @@ def config_key(wildcards):
     }
 
 
+def _device(backend_name):
+    return get_backend(backend_name).device
+
+
 def _compared(wildcards):
-    """The planned configurations of this model at this batch size, in a fixed order."""
+    """The planned configurations of this model at this batch size on this device (each device
+    is compared against its own baseline), in a fixed order."""
     batch = int(wildcards.batch)
-    rows = [r for r in PLANNED if r.model == wildcards.model and r.batch == batch]
+    rows = [
+        r
+        for r in PLANNED
+        if r.model == wildcards.model
+        and r.batch == batch
+        and _device(r.backend) == wildcards.device
+    ]
     return sorted(rows, key=attrgetter("backend", "precision", "shape"))
 
 
@@ -140,12 +156,20 @@ def compile_source(wildcards):
 
 
 def backend_env(wildcards):
-    """envs/<backend>.yaml for --sdm conda; a backend registered from outside without one runs
-    in the workflow's environment (its packages must be installed there)."""
-    own = Path(workflow.basedir) / "envs" / f"{wildcards.backend}.yaml"
+    """envs/<the backend's extra>.yaml for --sdm conda (the GPU backends share envs/gpu.yaml); a
+    backend registered from outside without one runs in the workflow's environment (its
+    packages must be installed there)."""
+    backend = get_backend(wildcards.backend)
+    own = Path(workflow.basedir) / "envs" / f"{backend.extra or backend.name}.yaml"
     return str(
         own if own.exists() else Path(workflow.basedir) / "envs" / "workflow.yaml"
     )
+
+
+def compare_env(wildcards):
+    """Every CPU backend's packages for a CPU comparison, the GPU environment for a GPU one."""
+    name = "gpu" if wildcards.device == "cuda" else "compare"
+    return str(Path(workflow.basedir) / "envs" / f"{name}.yaml")
 
 
 def compile_tuning(wildcards):
@@ -170,6 +194,14 @@ def tvm_tuning_settings(wildcards):
 
 def tvm_version(wildcards):
     return get_backend("tvm").versions()
+
+
+def gpu_jobs(wildcards):
+    """1 for a job that runs on the GPU (a CUDA backend's compile, timing and parity, and the
+    GPU comparisons), 0 otherwise: the executor routes on it (--gpus on SLURM)."""
+    if "backend" in wildcards.keys():
+        return int(_device(wildcards.backend) == "cuda")
+    return int(wildcards.device == "cuda")
 
 
 def compile_calibration(wildcards):
@@ -215,7 +247,10 @@ def tuning_targets():
 
 
 def comparison_targets():
-    return _unique(f"results/comparisons/{r.model}/b{r.batch}.json" for r in PLANNED)
+    return _unique(
+        f"results/comparisons/{r.model}/{_device(r.backend)}/b{r.batch}.json"
+        for r in PLANNED
+    )
 
 
 def onnx_fact_targets():

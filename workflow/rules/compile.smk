@@ -13,6 +13,8 @@ rule compile_model:
         "benchmarks/compile_model/{model}/{backend}/{precision}/{shape}.tsv"
     conda:
         backend_env
+    resources:
+        gpu=gpu_jobs,
     params:
         options=backend_options,
         version=backend_version,

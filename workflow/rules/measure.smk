@@ -15,6 +15,7 @@ rule time_inference:
     threads: workflow.cores
     resources:
         timing_slot=1,
+        gpu=gpu_jobs,
     params:
         timing=TIMING_SETTINGS,
         crosscheck=crosscheck_settings,
@@ -37,6 +38,8 @@ rule check_parity:
         "logs/check_parity/{model}/{backend}/{precision}/{shape}.log",
     conda:
         backend_env
+    resources:
+        gpu=gpu_jobs,
     params:
         tolerance=parity_tolerance,
         threads=TIMING_THREADS,
@@ -47,23 +50,24 @@ rule check_parity:
         "../scripts/check_parity.py"
 
 
-# One per model and batch size: every configuration side by side in interleaved rounds. Like
-# a timing job it takes every core and the timing slot.
+# One per model, device and batch size: every configuration side by side in interleaved rounds,
+# against that device's baseline. Like a timing job it takes every core and the timing slot.
 rule compare_configs:
     input:
         artifacts=comparison_artifacts,
         evaluation="results/inputs/{model}/evaluation.npz",
     output:
-        comparison="results/comparisons/{model}/b{batch}.json",
+        comparison="results/comparisons/{model}/{device}/b{batch}.json",
     log:
-        "logs/compare_configs/{model}/b{batch}.log",
+        "logs/compare_configs/{model}/{device}/b{batch}.log",
     benchmark:
-        "benchmarks/compare_configs/{model}/b{batch}.tsv"
+        "benchmarks/compare_configs/{model}/{device}/b{batch}.tsv"
     conda:
-        "../../envs/compare.yaml"
+        compare_env
     threads: workflow.cores
     resources:
         timing_slot=1,
+        gpu=gpu_jobs,
     params:
         configs=comparison_configs,
         comparison=COMPARISON_SETTINGS,

@@ -7,6 +7,7 @@ run_job(
     artifact_dirs=list(snakemake.input.artifacts),
     inputs_npz=snakemake.input.evaluation,
     model=snakemake.wildcards.model,
+    device=snakemake.wildcards.device,
     configs=snakemake.params.configs,
     batch=int(snakemake.wildcards.batch),
     threads=snakemake.params.threads,

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import BackendUnavailable, ConfigError, InputFileError
+from ..gpu import native_cuda_precision_support
 from ..hardware import HostFacts, native_precision_support
 from ..records import ARTIFACT_RECORD, VendorCheck
 from ..specs import PRECISIONS
@@ -62,6 +63,8 @@ class Runner(ABC):
 
     #: What the backend reports it really executes (e.g. OpenVINO's chosen precision, streams).
     execution_info: dict[str, Any]
+    #: Whether :meth:`last_device_ms` reads the device's own clock for the last ``run``.
+    device_timer: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.execution_info = {}
@@ -86,6 +89,14 @@ class Runner(ABC):
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """``run`` and copy the outputs to the host: what parity compares."""
         return self.to_host(self.run(batch))
+
+    def last_device_ms(self) -> float:
+        """The device's own time for the last ``run`` (CUDA events), where ``device_timer``."""
+        raise NotImplementedError(f"{type(self).__name__} has no device timer")
+
+    def device_clock(self):
+        """What the timing harness reads each latency from: the device timer, or None (host)."""
+        return self.last_device_ms if self.device_timer else None
 
 
 class Backend(ABC):
@@ -166,11 +177,18 @@ class Backend(ABC):
             return False, cls.declined_precisions[precision]
         if precision not in cls.precisions:
             return False, f"{cls.name} does not offer {precision}"
+        # the hardware first: a package would not help a device that lacks the precision
+        if precision in cls.native_precisions:
+            native, why_not = (
+                native_cuda_precision_support(precision, host.gpu_compute_capability)
+                if cls.device == "cuda"
+                else native_precision_support(precision, host.cpu_flags)
+            )
+            if not native:
+                return False, why_not
         absent = cls._missing_package(cls.precision_packages.get(precision, ()))
         if absent is not None:
             return False, f"{absent} not installed ({cls.name} {precision} needs it)"
-        if precision in cls.native_precisions and cls.device == "cpu":
-            return native_precision_support(precision, host.cpu_flags)
         return True, "supported"
 
     @classmethod

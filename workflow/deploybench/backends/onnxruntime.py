@@ -21,22 +21,31 @@ CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "
 
 
 @dataclass(frozen=True)
-class OnnxRuntimeOptions:
-    graph_optimization: str = "all"
-    # Spinning threads burn the other cores while idle; on a shared host that hurts everyone.
-    allow_spinning: bool = False
+class QdqOptions:
+    """How the int8 QDQ graph is made (shared by every backend that runs it)."""
+
     calibration_method: str = "minmax"
     # Per-tensor weights wrecked EfficientNet-Lite0 top-1 in earlier trials here (0.26 vs 0.63).
     per_channel: bool = True
     activation_type: str = "int8"
 
     def __post_init__(self) -> None:
-        if self.graph_optimization not in GRAPH_LEVELS:
-            raise ValueError(f"graph_optimization must be one of {', '.join(GRAPH_LEVELS)}")
         if self.calibration_method not in CALIBRATION_METHODS:
             raise ValueError(f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)}")
         if self.activation_type not in ("int8", "uint8"):
             raise ValueError("activation_type must be int8 or uint8")
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeOptions(QdqOptions):
+    graph_optimization: str = "all"
+    # Spinning threads burn the other cores while idle; on a shared host that hurts everyone.
+    allow_spinning: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.graph_optimization not in GRAPH_LEVELS:
+            raise ValueError(f"graph_optimization must be one of {', '.join(GRAPH_LEVELS)}")
 
 
 class OnnxRuntimeRunner(Runner):
@@ -93,60 +102,64 @@ class OnnxRuntimeBackend(Backend):
         if self.precision == "fp32":
             shutil.copyfile(source, target)
             return {"quantization": None}
-        from onnxruntime.quantization import (
-            CalibrationDataReader,
-            CalibrationMethod,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        prepared = out_dir / "prepared.onnx"
-        quant_pre_process(str(source), str(prepared))
-        batches = calibration_batches(calibration, input_batch(source))
-        import onnxruntime as ort
-
-        input_name = (
-            ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"])
-            .get_inputs()[0]
-            .name
-        )
-
-        class Reader(CalibrationDataReader):
-            def __init__(self) -> None:
-                self._batches = iter(batches)
-
-            def get_next(self) -> dict[str, np.ndarray] | None:
-                batch = next(self._batches, None)
-                return None if batch is None else {input_name: batch}
-
-        activation = QuantType.QInt8 if options.activation_type == "int8" else QuantType.QUInt8
-        quantize_static(
-            str(prepared),
-            str(target),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=options.per_channel,
-            activation_type=activation,
-            weight_type=QuantType.QInt8,
-            calibrate_method=getattr(
-                CalibrationMethod, CALIBRATION_METHODS[options.calibration_method]
-            ),
-        )
-        prepared.unlink()
-        import onnx
-
-        ops = [n.op_type for n in onnx.load(str(target)).graph.node]
-        return {
-            "quantization": "static QDQ",
-            "per_channel": options.per_channel,
-            "calibration_method": options.calibration_method,
-            "calibration_images": sum(len(b) for b in batches),
-            "quantize_nodes": ops.count("QuantizeLinear"),
-        }
+        return quantize_qdq(source, target, calibration, options)
 
     def _load(self, artifact_dir: Path) -> Runner:
         return OnnxRuntimeRunner(
             artifact_dir / "model.onnx", self.precision, self.threads, self.options
         )
+
+
+def quantize_qdq(source: Path, target: Path, calibration, options: QdqOptions) -> dict:
+    """Static int8 QDQ graph from ``source`` (ONNX Runtime's quantizer), written to ``target``:
+    what ONNX Runtime int8 runs, and the explicit Q/DQ graph TensorRT builds int8 engines from."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = Path(target).with_name("prepared.onnx")
+    quant_pre_process(str(source), str(prepared))
+    batches = calibration_batches(calibration, input_batch(source))
+    import onnxruntime as ort
+
+    input_name = (
+        ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self._batches, None)
+            return None if batch is None else {input_name: batch}
+
+    activation = QuantType.QInt8 if options.activation_type == "int8" else QuantType.QUInt8
+    quantize_static(
+        str(prepared),
+        str(target),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=options.per_channel,
+        activation_type=activation,
+        weight_type=QuantType.QInt8,
+        calibrate_method=getattr(
+            CalibrationMethod, CALIBRATION_METHODS[options.calibration_method]
+        ),
+    )
+    prepared.unlink()
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(target)).graph.node]
+    return {
+        "quantization": "static QDQ",
+        "per_channel": options.per_channel,
+        "calibration_method": options.calibration_method,
+        "calibration_images": sum(len(b) for b in batches),
+        "quantize_nodes": ops.count("QuantizeLinear"),
+    }

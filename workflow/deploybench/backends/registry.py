@@ -24,6 +24,9 @@ BUILTIN: dict[str, str] = {
     "onnxruntime": "deploybench.backends.onnxruntime:OnnxRuntimeBackend",
     "openvino": "deploybench.backends.openvino:OpenVinoBackend",
     "tvm": "deploybench.backends.tvm:TvmBackend",
+    "pytorch_cuda": "deploybench.backends.pytorch_cuda:PyTorchCudaBackend",
+    "onnxruntime_cuda": "deploybench.backends.onnxruntime_cuda:OnnxRuntimeCudaBackend",
+    "tensorrt": "deploybench.backends.tensorrt:TensorRtBackend",
 }
 ENTRY_POINT_GROUP = "deploybench.backends"
 ENVIRONMENT_VARIABLE = "DEPLOYBENCH_BACKENDS"

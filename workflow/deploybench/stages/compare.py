@@ -46,7 +46,7 @@ class BurstServer:
 
     def burst(self, settings: TimingSettings) -> tuple[list[float], float | None]:
         phase("a burst")
-        attempt = measure(self._step, settings)
+        attempt = measure(self._step, settings, self._runner.device_clock())
         return attempt.latencies_ms, attempt.foreign_cpu
 
 
@@ -89,6 +89,7 @@ def compare_configs(
     inputs_npz: str,
     model: str,
     configs: list[dict[str, Any]],
+    device: str,
     batch: int,
     threads: int,
     comparison: dict[str, Any],
@@ -97,7 +98,7 @@ def compare_configs(
 ) -> None:
     """``configs``: each ``{"key": ..., "options": ...}``, in the order of ``artifact_dirs``."""
     data = make_batch(load_npz(inputs_npz)["evaluation"], batch)
-    baseline = f"{baseline_backend()} {BASELINE_PRECISION}"
+    baseline = f"{baseline_backend(device)} {BASELINE_PRECISION}"
     contenders = [
         _contender(ConfigKey(**c["key"]), d) for c, d in zip(configs, artifact_dirs, strict=True)
     ]

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.registry import get_backend
 from ..stats import paired_ratio
 
 ACCEPTABLE_PARITY = ("pass",)
@@ -49,15 +50,23 @@ def rounds_of(rounds, row) -> np.ndarray:
     return series
 
 
+def device_of(backend: str) -> str:
+    return get_backend(backend).device
+
+
 def comparison_notes(rows) -> list[str]:
-    """Why a batch size of this model has no speedups, where it has none."""
+    """Why a batch size of this model (on a device) has no speedups, where it has none."""
     notes = []
-    for batch, group in rows[rows.status == "ok"].groupby("batch"):
+    ok = rows[rows.status == "ok"]
+    for (batch, device), group in ok.assign(device=ok.backend.map(device_of)).groupby(
+        ["batch", "device"]
+    ):
         measured = group[group.cmp_status == "ok"]
+        where = f"batch {batch}" if device == "cpu" else f"batch {batch} on {device}"
         if len(measured) <= 1:
-            notes.append(f"batch {batch}: nothing to compare side by side: only the baseline ran")
+            notes.append(f"{where}: nothing to compare side by side: only the baseline ran")
         elif measured.cmp_speedup.isna().all():
-            notes.append(f"batch {batch}: no speedups: the baseline was not measured side by side")
+            notes.append(f"{where}: no speedups: the baseline was not measured side by side")
     return notes
 
 
@@ -66,14 +75,16 @@ def label(row) -> str:
 
 
 def recommend(model_rows, rounds, pretrained: bool) -> list[dict[str, Any]]:
-    """Per batch size: the fastest configuration in the side-by-side comparison whose outputs
+    """Per batch size and device (each compared against its own baseline, never with each
+    other): the fastest configuration in the side-by-side comparison whose outputs
     pass parity. Configurations the paired CI cannot tell from the fastest are a tie, settled
     by the smaller artifact, and the pick says so. (Tied configurations share one parity
     verdict: they are all "pass", or, with random weights and none passing, all
     "inconclusive".)"""
     picks = []
     compared = model_rows[(model_rows.status == "ok") & (model_rows.cmp_status == "ok")]
-    for batch, group in compared.groupby("batch"):
+    compared = compared.assign(device=compared.backend.map(device_of))
+    for (batch, device), group in compared.groupby(["batch", "device"]):
         passing = group[group.parity_verdict.isin(ACCEPTABLE_PARITY)]
         note = ""
         if passing.empty and not pretrained:
@@ -83,6 +94,7 @@ def recommend(model_rows, rounds, pretrained: bool) -> list[dict[str, Any]]:
             picks.append(
                 {
                     "batch": int(batch),
+                    "device": device,
                     "row": None,
                     "note": "no configuration passed parity",
                     "tie": "",
@@ -107,5 +119,7 @@ def recommend(model_rows, rounds, pretrained: bool) -> list[dict[str, Any]]:
                 f"{', '.join(label(r) for r in group_rows)} are equally fast here (CI of the "
                 f"latency ratio spans 1: {spans}); picked {label(pick)}, the smallest artifact"
             )
-        picks.append({"batch": int(batch), "row": pick, "note": note, "tie": tie_note})
+        picks.append(
+            {"batch": int(batch), "device": device, "row": pick, "note": note, "tie": tie_note}
+        )
     return picks

@@ -70,7 +70,9 @@ def _measure_configuration(
         load_seconds = time.perf_counter() - start
         phase("timing")
         # Device work only: outputs may stay on the device (parity asks for host copies).
-        result = time_runner(functools.partial(runner.run, data), settings)
+        result = time_runner(
+            functools.partial(runner.run, data), settings, device_ms=runner.device_clock()
+        )
         stats = result["stats"]
         log.info(
             "median %.3f ms (95%% CI %.3f-%.3f), CV %.3f, n=%d%s",
@@ -107,7 +109,9 @@ def _measure_configuration(
 
 
 def _median_ms(runner: Runner, data, settings: TimingSettings) -> float:
-    return measure(functools.partial(runner.run, data), settings).stats.median_ms
+    return measure(
+        functools.partial(runner.run, data), settings, runner.device_clock()
+    ).stats.median_ms
 
 
 def vendor_crosscheck(

@@ -1,0 +1,88 @@
+"""PyTorch eager on a CUDA GPU: the baseline every GPU speedup is measured against.
+
+fp32 is real fp32: cuDNN and cuBLAS would otherwise run convolutions and matmuls in TF32 on
+Ampere and newer, which is a different precision. fp16 and bf16 are autocast (weights stay
+fp32, eligible ops run reduced). ``torch.compile`` is an option, off by default: eager is the
+reference a user's model starts from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..specs import output_names
+from .base import Runner
+from .cuda import CudaRunner
+from .pytorch import PyTorchBackend
+
+AUTOCAST_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass(frozen=True)
+class PyTorchCudaOptions:
+    compile: bool = False
+    compile_mode: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}")
+
+
+def precision_context(torch, precision: str):
+    """What the forward runs under: nothing for fp32, CUDA autocast for fp16 and bf16."""
+    if precision in AUTOCAST_DTYPES:
+        return functools.partial(torch.autocast, "cuda", getattr(torch, AUTOCAST_DTYPES[precision]))
+    return contextlib.nullcontext
+
+
+class PyTorchCudaRunner(CudaRunner):
+    def __init__(self, model, precision: str, threads: int, options: PyTorchCudaOptions) -> None:
+        super().__init__()
+        torch = self._torch
+        torch.set_num_threads(threads)
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        model = model.to(self._device).eval()
+        if options.compile:
+            model = torch.compile(model, mode=options.compile_mode)
+        self._model = model
+        self._precision_context = precision_context(torch, precision)
+        self.execution_info.update(
+            {
+                "threads": torch.get_num_threads(),
+                "execution_precision": f"{precision} (autocast)"
+                if precision in AUTOCAST_DTYPES
+                else "fp32 (TF32 off)",
+                "torch_compile": options.compile_mode if options.compile else None,
+                "cuda": torch.version.cuda,
+            }
+        )
+
+    def run(self, batch):
+        torch = self._torch
+        inputs = self.device_input(batch, torch.float32)
+        with torch.inference_mode(), self._precision_context(), self._timer:
+            output = self._model(inputs)
+        outputs = output if isinstance(output, (tuple, list)) else (output,)
+        return dict(zip(output_names(len(outputs)), outputs, strict=True))
+
+
+class PyTorchCudaBackend(PyTorchBackend):
+    name = "pytorch_cuda"
+    device = "cuda"
+    precisions = ("fp32", "fp16", "bf16")
+    native_precisions = ("fp16", "bf16")
+    distributions = ("torch", "torchvision")
+    extra = "gpu"
+    baseline = True
+    Options = PyTorchCudaOptions
+
+    def _load(self, artifact_dir: Path) -> Runner:
+        from ..models import load_model
+
+        model, _ = load_model(artifact_dir)
+        return PyTorchCudaRunner(model, self.precision, self.threads, self.options)

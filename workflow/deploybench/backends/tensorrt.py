@@ -1,0 +1,288 @@
+"""TensorRT: the ONNX graph built into a serialized engine; fp32, fp16 and int8.
+
+Two majors, chosen by the installed version and recorded with the engine:
+- TensorRT 10 builds a weakly typed network: fp16 and int8 are builder flags (int8 from the
+  QDQ graph's explicit scales, so no calibrator);
+- TensorRT 11 builds strongly typed networks only (its FP16/INT8 flags and calibrators are
+  gone): fp16 comes from an fp16 ONNX graph, int8 from the explicit Q/DQ graph.
+Both take int8 from the QDQ graph ONNX Runtime int8 produces, one quantizer for both backends.
+fp32 is real fp32: TF32, on by default in TensorRT, is cleared. The dynamic-batch graph gets an
+optimization profile (min/opt/max batch from the options). The builder's timing cache is kept
+in the artifact and can seed a later build (``timing_cache``). Device buffers are torch CUDA
+tensors (pycuda has no binary wheel). ``trtexec``, where it is on PATH, cross-checks the engine.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, InputFileError
+from ..records import VendorCheck
+from ..specs import INPUT_NAME
+from .base import Backend, Runner
+from .cuda import CudaRunner
+from .onnxruntime import QdqOptions, quantize_qdq
+
+ENGINE_FILE = "model.engine"
+TIMING_CACHE_FILE = "timing.cache"
+SUPPORTED_MAJORS = (10, 11)
+# TensorRT DataType names -> torch dtype names
+TORCH_DTYPES = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "BF16": "bfloat16",
+    "INT8": "int8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "BOOL": "bool",
+}
+
+
+@dataclass(frozen=True)
+class BuildRecipe:
+    """How one TensorRT major builds one precision."""
+
+    major: int
+    strongly_typed: bool
+    builder_flags: tuple[str, ...]
+    graph: str  # the ONNX graph the parser reads: "fp32", "fp16" or "qdq"
+
+
+def build_recipe(version: str, precision: str) -> BuildRecipe:
+    """Version dispatch, the one place that knows how each major spells each precision."""
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        raise ConfigError(f"cannot read TensorRT's version {version!r}") from None
+    if major not in SUPPORTED_MAJORS:
+        raise ConfigError(
+            f"TensorRT {version} is not supported: install 10.x or 11.x "
+            f"(deploybench knows majors {', '.join(map(str, SUPPORTED_MAJORS))})"
+        )
+    graph = {"fp32": "fp32", "fp16": "fp16", "int8": "qdq"}[precision]
+    if major >= 11:
+        return BuildRecipe(major, True, (), graph)
+    flags = {"fp32": (), "fp16": ("FP16",), "int8": ("INT8",)}[precision]
+    return BuildRecipe(major, False, flags, "fp32" if precision == "fp16" else graph)
+
+
+@dataclass(frozen=True)
+class TensorRtOptions(QdqOptions):
+    workspace_mb: int = 4096
+    builder_optimization_level: int = 3
+    profile_min_batch: int = 1
+    profile_opt_batch: int = 8
+    profile_max_batch: int = 32
+    # an earlier build's timing cache (same GPU and TensorRT version) to start from
+    timing_cache: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.profile_min_batch <= self.profile_opt_batch <= self.profile_max_batch:
+            raise ValueError("profile batches must satisfy 1 <= min <= opt <= max")
+        if not 0 <= self.builder_optimization_level <= 5:
+            raise ValueError("builder_optimization_level must be 0..5")
+        if self.workspace_mb < 1:
+            raise ValueError("workspace_mb must be >= 1")
+
+
+def profile_shapes(options: TensorRtOptions, dims: list[int]) -> dict[str, tuple[int, ...]]:
+    return {
+        "min": (options.profile_min_batch, *dims),
+        "opt": (options.profile_opt_batch, *dims),
+        "max": (options.profile_max_batch, *dims),
+    }
+
+
+def fp16_graph(source: Path, target: Path) -> None:
+    """An fp16 copy of the graph with fp32 inputs and outputs (casts inside), for strong typing."""
+    import onnx
+    from onnxconverter_common import float16
+
+    model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    onnx.save(model, str(target))
+
+
+def parse_trtexec(output: str) -> tuple[float, int | None]:
+    """trtexec's median GPU compute time (ms) and how many queries it timed."""
+    match = re.search(r"GPU Compute Time:.*?median = ([0-9.eE+-]+) ms", output)
+    if match is None:
+        raise RuntimeError("trtexec printed no 'GPU Compute Time ... median' line")
+    queries = re.search(r"Timing trace has (\d+) queries", output)
+    return float(match.group(1)), int(queries.group(1)) if queries else None
+
+
+def _logger(trt):
+    return trt.Logger(trt.Logger.WARNING)
+
+
+def build_engine(graph: Path, recipe: BuildRecipe, options: TensorRtOptions, out_dir: Path):
+    import tensorrt as trt
+
+    logger = _logger(trt)
+    builder = trt.Builder(logger)
+    flags = (
+        1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if recipe.strongly_typed else 0
+    )
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(graph)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise RuntimeError(f"TensorRT's ONNX parser refused {graph.name}: {errors[:1]}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
+    config.builder_optimization_level = options.builder_optimization_level
+    for flag in recipe.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    if hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
+    seed = b""
+    if options.timing_cache:
+        seed_path = Path(options.timing_cache)
+        if not seed_path.is_file():
+            raise InputFileError(
+                f"backend_options.tensorrt.timing_cache: {seed_path} is missing: fix the path"
+            )
+        seed = seed_path.read_bytes()
+    cache = config.create_timing_cache(seed)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    graph_input = network.get_input(0)
+    dims = list(graph_input.shape)
+    dynamic = dims[0] == -1
+    if dynamic:
+        profile = builder.create_optimization_profile()
+        shapes = profile_shapes(options, dims[1:])
+        profile.set_shape(graph_input.name, shapes["min"], shapes["opt"], shapes["max"])
+        config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError("TensorRT built no engine: its reason is in the job's log above")
+    (out_dir / ENGINE_FILE).write_bytes(bytes(serialized))
+    (out_dir / TIMING_CACHE_FILE).write_bytes(bytes(config.get_timing_cache().serialize()))
+    return {
+        "tensorrt": trt.__version__,
+        "strongly_typed": recipe.strongly_typed,
+        "builder_flags": list(recipe.builder_flags),
+        "graph": recipe.graph,
+        "profile": profile_shapes(options, dims[1:]) if dynamic else None,
+        "timing_cache_seeded_from": options.timing_cache,
+    }
+
+
+class TensorRtRunner(CudaRunner):
+    def __init__(self, engine_path: Path, precision: str, threads: int) -> None:
+        super().__init__()
+        import tensorrt as trt
+
+        self._trt = trt
+        self._runtime = trt.Runtime(_logger(trt))
+        self._engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self._engine is None:
+            raise InputFileError(
+                f"{engine_path} is not an engine this TensorRT and GPU can load: recompile it"
+            )
+        self._context = self._engine.create_execution_context()
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        self._inputs = [
+            n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT
+        ]
+        self._outputs = [n for n in names if n not in self._inputs]
+        self._buffers: dict[tuple[str, tuple[int, ...]], Any] = {}
+        self.execution_info.update(
+            {
+                "tensorrt": trt.__version__,
+                "execution_precision": precision,
+                "io": {n: self._engine.get_tensor_dtype(n).name for n in names},
+            }
+        )
+
+    def _dtype(self, name: str):
+        return getattr(self._torch, TORCH_DTYPES[self._engine.get_tensor_dtype(name).name])
+
+    def _output(self, name: str):
+        shape = tuple(self._context.get_tensor_shape(name))
+        key = (name, shape)
+        if key not in self._buffers:
+            self._buffers[key] = self._torch.empty(
+                shape, dtype=self._dtype(name), device=self._device
+            )
+        return self._buffers[key]
+
+    def run(self, batch):
+        name = self._inputs[0]
+        inputs = self.device_input(batch, self._dtype(name))
+        self._context.set_input_shape(name, tuple(inputs.shape))
+        self._context.set_tensor_address(name, inputs.data_ptr())
+        outputs = {n: self._output(n) for n in self._outputs}
+        for n, tensor in outputs.items():
+            self._context.set_tensor_address(n, tensor.data_ptr())
+        with self._timer:
+            if not self._context.execute_async_v3(self._stream.cuda_stream):
+                raise RuntimeError("TensorRT's execute_async_v3 failed: see the job's log")
+        return outputs
+
+    def close(self) -> None:
+        self._context = self._engine = self._runtime = None
+        self._buffers = {}
+
+
+class TensorRtBackend(Backend):
+    name = "tensorrt"
+    device = "cuda"
+    precisions = ("fp32", "fp16", "int8")
+    native_precisions = ("fp16", "int8")
+    packages = ("tensorrt", "torch", "onnxruntime")
+    precision_packages = {"fp16": ("onnxconverter_common",)}
+    distributions = ("tensorrt", "torch")
+    extra = "gpu"
+    needs_calibration = ("int8",)
+    vendor_tool = "trtexec"
+    Options = TensorRtOptions
+
+    def _compile(self, source: Path, out_dir: Path, calibration) -> dict:
+        import tensorrt as trt
+
+        recipe = build_recipe(trt.__version__, self.precision)
+        details: dict[str, Any] = {}
+        graph = source
+        if recipe.graph == "qdq":
+            graph = out_dir / "model.qdq.onnx"
+            details.update(quantize_qdq(source, graph, calibration, self.options))
+        elif recipe.graph == "fp16":
+            graph = out_dir / "model.fp16.onnx"
+            fp16_graph(source, graph)
+        details.update(build_engine(graph, recipe, self.options, out_dir))
+        return details
+
+    def _load(self, artifact_dir: Path) -> Runner:
+        engine = artifact_dir / ENGINE_FILE
+        if not engine.is_file():
+            raise InputFileError(f"{engine} is missing: rerun compile_model for it")
+        return TensorRtRunner(engine, self.precision, self.threads)
+
+    def vendor_benchmark(
+        self, artifact_dir: Path, batch_shape: tuple[int, ...], seconds: float
+    ) -> VendorCheck | None:
+        """trtexec on the same engine and shape, device time without transfers (as ours)."""
+        if shutil.which("trtexec") is None:
+            return None
+        command = [
+            "trtexec",
+            f"--loadEngine={Path(artifact_dir) / ENGINE_FILE}",
+            f"--shapes={INPUT_NAME}:{'x'.join(map(str, batch_shape))}",
+            f"--duration={max(1, round(seconds))}",
+            "--noDataTransfers",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        output = result.stdout + result.stderr
+        if result.returncode != 0:
+            raise RuntimeError(f"trtexec exited {result.returncode}: {output.strip()[-300:]}")
+        median, queries = parse_trtexec(output)
+        return VendorCheck(
+            tool="trtexec", command=" ".join(command), median_ms=median, iterations=queries
+        )
