@@ -12,6 +12,7 @@ from typing import Any
 from .. import hardware
 from ..backends import get_backend
 from ..backends.base import installed_version
+from ..gpu import gpu_facts
 from ..io import atomic_path, read_json
 from ..records import TUNING_RECORD, missing, summary_columns
 from .decide import CROSSCHECK_TOLERANCE, comparison_notes, crosscheck_note, recommend
@@ -430,7 +431,7 @@ def render_report(
         onnx_facts=onnx_facts,
         tunings=tunings,
         tuning_curve=_tuning_figure(curve),
-        host=hardware.describe(),
+        host={**hardware.describe(), "gpu": gpu_facts()},
         versions=versions(list(summary.backend.drop_duplicates())),
         backends=backend_facts(list(summary.backend.drop_duplicates())),
         threads=threads,
