@@ -186,3 +186,55 @@ def test_results_are_records_that_cannot_change():
     out = compare_output(GOOD, GOOD)
     with pytest.raises(dataclasses.FrozenInstanceError):
         out.max_abs = 1.0  # type: ignore[misc]
+
+
+# ---- written from the survivors of the second mutation run (docs/testing.md)
+
+
+def test_the_spread_rule_is_strict_at_exactly_its_threshold():
+    # magnitude 1000 and a spread of exactly 1000 * 1e-3 = 1.0 (binary-exact): not degenerate
+    at_threshold = np.array([[1000.0, 999.0], [999.0, 1000.0]])
+    assert MIN_RELATIVE_SPREAD * 1000.0 == 1.0
+    assert degenerate_reason(at_threshold) is None
+
+
+def test_outputs_of_any_rank_are_checked_per_sample_but_a_vector_is_not():
+    # (N, C, H, W) maps identical for every input: as degenerate as identical logits
+    maps = np.tile(np.arange(1.0, 9.0).reshape(1, 2, 2, 2), (3, 1, 1, 1))
+    assert degenerate_reason(maps) == "reference outputs are nearly identical for every input"
+    # a 1-D output has no per-sample features to compare: judged on magnitude alone
+    assert degenerate_reason(np.full(8, 5.0)) is None
+
+
+def test_two_classes_that_never_change_are_degenerate():
+    two_classes = np.array([[2.0, 1.0], [3.0, 1.0], [4.0, 1.0]])
+    assert degenerate_reason(two_classes) == "reference predicts the same class for every input"
+
+
+def test_an_empty_reference_says_its_magnitude_is_zero():
+    assert degenerate_reason(np.zeros((0, 4))) == (
+        "reference outputs are near zero (max |x| = 0.0e+00)"
+    )
+
+
+def test_top_k_needs_a_batch_of_class_scores():
+    volume = np.arange(24.0).reshape(2, 6, 2)
+    assert compare_output(volume, volume).top1 is None
+
+
+def test_a_degenerate_reference_skips_agreement_for_every_output_but_not_their_errors():
+    flat = np.full((2, 6), 1e-9)  # random-weights logits: degenerate
+    tolerance = Tolerance(max_rel=1e-3, min_top1=1.0)
+    result = check({"a": flat, "b": GOOD}, {"a": flat, "b": GOOD * 2}, tolerance)
+    # the second output's error is still judged after the first output's agreement is skipped
+    assert result.verdict == "fail" and result.reason.startswith("b: max rel error")
+
+
+def test_the_inconclusive_reason_names_the_first_degenerate_output():
+    near_zero = np.full((2, 6), 1e-9)
+    same_class = np.array([[4.0, 1.0, 0.0], [5.0, 1.0, 0.0]])
+    result = check(
+        {"a": near_zero, "b": same_class}, {"a": near_zero, "b": same_class}, Tolerance()
+    )
+    assert result.verdict == "inconclusive"
+    assert result.reason.startswith("reference outputs are near zero")
