@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "workflow" / "deploybench"
 # Lowest first. A module may import its own layer and the ones below.
 LAYERS = {
     0: ("errors", "specs", "hardware", "stats", "gpu", "isolation"),
-    1: ("io", "parity", "timing", "onnx_tools", "models", "inputs"),
+    1: ("io", "parity", "timing", "onnx_tools", "models", "inputs", "placement"),
     2: ("records",),
     3: ("backends",),
     4: ("settings", "plan"),

@@ -203,6 +203,12 @@ class TimingRecord(Record):
     execution_precision: str | None = None
     execution: dict[str, Any] = field(default_factory=dict, metadata=DETAIL)
     vendor: VendorCheck | None = None
+    # where it ran (deploybench.placement): speedups only against the same hardware_id
+    hardware_id: str | None = None
+    hardware: str | None = None
+    exclusive: bool | None = None  # None: a local run, where nothing allocates the machine
+    machine: dict[str, Any] = field(default_factory=dict, metadata=DETAIL)
+    allocation: dict[str, Any] = field(default_factory=dict, metadata=DETAIL)
     latencies_ms: list[float] = field(default_factory=list, metadata=DETAIL)
     attempts: list[dict[str, Any]] = field(default_factory=list, metadata=DETAIL)
 
@@ -243,6 +249,10 @@ class ComparedConfig:
     speedup_ci_high: float | None = None
     baseline: str | None = None
     foreign_cpu_max: float | None = None  # most cores other processes used during a burst
+    # where the comparison ran (the same for every configuration in it): deploybench.placement
+    hardware_id: str | None = None
+    hardware: str | None = None
+    exclusive: bool | None = None
     round_medians_ms: list[float | None] = field(default_factory=list, metadata=DETAIL)
     latencies_ms: list[list[float]] = field(default_factory=list, metadata=DETAIL)
     # the median of everything each of its worker processes measured
@@ -267,6 +277,8 @@ class ComparisonRecord(JsonRecord):
     baseline: str | None = None
     configs: list[ComparedConfig] = field(default_factory=list)
     note: str = ""
+    machine: dict[str, Any] = field(default_factory=dict)
+    allocation: dict[str, Any] = field(default_factory=dict)
 
 
 # How the summary row is put together: a timing (or skip) row, then its parity, compile and

@@ -25,6 +25,7 @@ import numpy as np
 from ..backends import Backend, baseline_backend
 from ..io import load_npz
 from ..isolation import CallFailed, ChildDied, Worker, phase
+from ..placement import where
 from ..records import ComparedConfig, ComparisonRecord, Status
 from ..specs import ConfigKey, TimingSettings
 from ..stats import paired_ratio
@@ -116,6 +117,10 @@ def compare_configs(
         ]
     entries = [c.entry for c in contenders]
     note = _add_speedups(entries, baseline)
+    placed = where(with_gpu=device == "cuda")
+    for entry in entries:
+        entry.hardware_id, entry.hardware = placed["hardware_id"], placed["hardware"]
+        entry.exclusive = placed["exclusive"]
     ComparisonRecord(
         model=model,
         batch=batch,
@@ -125,6 +130,8 @@ def compare_configs(
         baseline=baseline,
         configs=entries,
         note=note,
+        machine=placed["machine"],
+        allocation=placed["allocation"],
     ).write(out_json)
 
 

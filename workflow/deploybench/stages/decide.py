@@ -123,3 +123,48 @@ def recommend(model_rows, rounds, pretrained: bool) -> list[dict[str, Any]]:
             {"batch": int(batch), "device": device, "row": pick, "note": note, "tie": tie_note}
         )
     return picks
+
+
+def _allocation(exclusive) -> str:
+    if exclusive is True:
+        return "exclusive node"
+    if exclusive is False:
+        return "shared node"
+    return "local"
+
+
+def hardware_groups(summary) -> list[dict[str, Any]]:
+    """The hardware the timings and comparisons ran on: one group per hardware identity, with
+    what ran there and how it was allocated. Speedups are only ever taken within one group."""
+    groups: dict[str, dict[str, Any]] = {}
+    for prefix, what in (("", "timings"), ("cmp_", "comparisons")):
+        ran = summary[summary[f"{prefix}hardware_id"].notna()]
+        for row in ran.to_dict("records"):
+            group = groups.setdefault(
+                row[f"{prefix}hardware_id"],
+                {
+                    "hardware_id": row[f"{prefix}hardware_id"],
+                    "hardware": row[f"{prefix}hardware"],
+                    "timings": 0,
+                    "comparisons": 0,
+                    "allocations": set(),
+                },
+            )
+            group[what] += 1
+            exclusive = row[f"{prefix}exclusive"]
+            group["allocations"].add(_allocation(None if exclusive != exclusive else exclusive))
+    for group in groups.values():
+        group["allocations"] = ", ".join(sorted(group["allocations"]))
+    return sorted(groups.values(), key=lambda g: g["hardware"])
+
+
+def hardware_mismatches(summary) -> list[str]:
+    """Configurations whose own timing job ran on other hardware than their comparison: their
+    own-job median and their side-by-side figures cannot be set against each other."""
+    both = summary[summary.hardware_id.notna() & summary.cmp_hardware_id.notna()]
+    apart = both[both.hardware_id != both.cmp_hardware_id]
+    return [
+        f"{row['model']} {label(row)} batch {row['batch']}: timed on {row['hardware']}, "
+        f"compared on {row['cmp_hardware']}"
+        for row in apart.to_dict("records")
+    ]

@@ -15,7 +15,14 @@ from ..backends.base import installed_version
 from ..gpu import gpu_facts
 from ..io import atomic_path, read_json
 from ..records import TUNING_RECORD, missing, summary_columns
-from .decide import CROSSCHECK_TOLERANCE, comparison_notes, crosscheck_note, recommend
+from .decide import (
+    CROSSCHECK_TOLERANCE,
+    comparison_notes,
+    crosscheck_note,
+    hardware_groups,
+    hardware_mismatches,
+    recommend,
+)
 
 # The workflow's own stack; each backend's packages come from its class.
 WORKFLOW_DISTRIBUTIONS = ("onnx", "onnxscript", "onnxsim", "onnxslim", "numpy", "snakemake")
@@ -432,6 +439,8 @@ def render_report(
         tunings=tunings,
         tuning_curve=_tuning_figure(curve),
         host={**hardware.describe(), "gpu": gpu_facts()},
+        hardware_groups=hardware_groups(summary),
+        hardware_mismatches=hardware_mismatches(summary),
         versions=versions(list(summary.backend.drop_duplicates())),
         backends=backend_facts(list(summary.backend.drop_duplicates())),
         threads=threads,

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import Backend, Runner
+from ..backends.registry import get_backend
 from ..io import load_npz
 from ..isolation import phase
+from ..placement import where
 from ..records import TimingRecord, VendorCheck, first_line
 from ..specs import ConfigKey, TimingSettings
 from ..timing import measure, time_runner
@@ -52,6 +54,8 @@ def time_inference(
         fields,
     )
     record = isolated_record(TimingRecord, config, work, stage_limits(limits, "timing"), **fields)
+    for name, value in where(with_gpu=get_backend(config.backend).device == "cuda").items():
+        setattr(record, name, value)
     record.write(out_json)
 
 
