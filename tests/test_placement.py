@@ -123,3 +123,19 @@ def test_a_configuration_timed_and_compared_on_different_hardware_is_flagged():
     assert hardware_mismatches(summary) == [
         "m onnxruntime fp32 (dynamic) batch 1: timed on cpuB, compared on cpuA"
     ]
+
+
+def fake_tool(folder, name: str, output: str, code: int = 0):
+    script = folder / name
+    script.write_text(f"#!/bin/sh\necho '{output}'\nexit {code}\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+
+def test_slurm_is_usable_only_with_sbatch_and_a_controller_that_answers(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert "sbatch is not on PATH" in placement.slurm_unreachable()
+    fake_tool(tmp_path, "sbatch", "")
+    fake_tool(tmp_path, "scontrol", "Slurmctld(primary) at head is DOWN", code=1)
+    assert placement.slurm_unreachable().startswith("slurmctld is not reachable (Slurmctld")
+    fake_tool(tmp_path, "scontrol", "Slurmctld(primary) at head is UP")
+    assert placement.slurm_unreachable() is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import subprocess
 import sys
@@ -616,3 +617,63 @@ def test_gpu_true_plans_the_gpu_jobs_on_a_host_without_one_and_only_they_ask_for
         snakemake(tmp_path, "report", "-n", "--config", "gpu=False", overrides[2]).stdout
     )
     assert without and not [o for o in without if "cuda" in o]
+
+
+SLURM_PROFILE = ("--profile", str(REPO / "profiles" / "slurm"))
+PROFILES = [
+    pytest.param((), id="local"),
+    pytest.param(
+        SLURM_PROFILE,
+        id="slurm-profile",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+            reason="snakemake-executor-plugin-slurm not installed (pip install -e '.[slurm]')",
+        ),
+    ),
+]
+# TVM tunes all static batch sizes of a model in one job (docs/tvm.md): a new batch size
+# re-tunes it, so these two tests leave TVM out of the changed experiment.
+WITHOUT_TVM = ["pytorch", "onnxruntime", "openvino"]
+
+
+def _results(outputs):
+    return [o for o in outputs if o.startswith("results/") and "summary" not in o]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", PROFILES)
+def test_adding_a_model_plans_only_that_models_chain(finished_run, tmp_path, profile):
+    workdir, _ = finished_run
+    config = yaml.safe_load(TINY.read_text())
+    config["backends"] = WITHOUT_TVM
+    config["models"]["tiny_too"] = {**config["models"]["tiny"], "architecture": "resnet18"}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    outputs = planned_outputs(
+        snakemake(workdir, "report", "-n", *profile, configfile=changed).stdout
+    )
+    assert _results(outputs) and all("/tiny_too/" in o for o in _results(outputs))
+    assert "results/summary.csv" in outputs and "reports/report.html" in outputs
+    assert "results/models/tiny_too/model.pt" in outputs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", PROFILES)
+def test_adding_a_batch_size_plans_only_its_timings_and_comparisons(
+    finished_run, tmp_path, profile
+):
+    workdir, _ = finished_run
+    config = yaml.safe_load(TINY.read_text())
+    config["backends"] = WITHOUT_TVM
+    config["batch_sizes"] = [1, 2, 4]
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    outputs = _results(
+        planned_outputs(snakemake(workdir, "report", "-n", *profile, configfile=changed).stdout)
+    )
+    # the dynamic graph's configurations are timed at the new batch; the static ones need the
+    # batch-4 graph first (simplified, compiled, parity-checked) - nothing else reruns
+    assert outputs and all("/b4" in o or "static_b4" in o for o in outputs), outputs
+    assert "results/comparisons/tiny/cpu/b4.json" in outputs
+    assert "results/timings/tiny/pytorch/fp32/dynamic/b4.json" in outputs
+    assert "results/onnx/tiny/static_b4/model.onnx" in outputs

@@ -13,6 +13,7 @@ from deploybench.backends import Backend, Runner
 ENVIRONMENT = (
     "onnx_reference=toy_backend:OnnxReferenceBackend,onnx_scaled=toy_backend:ScaledOutputsBackend"
 )
+FAKE_GPU_ENVIRONMENT = "toy_cuda=toy_backend:FakeGpuBackend"
 
 
 class OnnxReferenceRunner(Runner):
@@ -59,3 +60,12 @@ class ScaledOutputsBackend(OnnxReferenceBackend):
 
     def _load(self, artifact_dir: Path) -> Runner:
         return ScaledOutputsRunner(artifact_dir / "model.onnx", self.threads)
+
+
+class FakeGpuBackend(OnnxReferenceBackend):
+    """For the cluster tests: planned, routed and allocated as a GPU backend (device "cuda",
+    so its jobs carry gpu=1), while its work runs in numpy: the GPU is faked at the device
+    layer only, where the test cluster's GPU is a fake gres."""
+
+    name = "toy_cuda"
+    device = "cuda"

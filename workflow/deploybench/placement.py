@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 import subprocess
 from typing import Any
@@ -94,3 +95,23 @@ def where(with_gpu: bool) -> dict[str, Any]:
         "machine": machine,
         "allocation": placed,
     }
+
+
+def slurm_unreachable() -> str | None:
+    """Why SLURM cannot take jobs from this host (checked before the first submission, so a
+    missing command or a dead controller is one clear line, not a hang), or None."""
+    if shutil.which("sbatch") is None:
+        return (
+            "SLURM's sbatch is not on PATH: submit from a cluster login node, or drop "
+            "--profile profiles/slurm to run on this machine"
+        )
+    try:
+        result = subprocess.run(
+            ["scontrol", "ping"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"scontrol ping failed ({type(exc).__name__}): is SLURM reachable from here?"
+    answer = " ".join((result.stdout + result.stderr).split()[:8])
+    if result.returncode != 0 or " is UP" not in result.stdout:
+        return f"slurmctld is not reachable ({answer}): start it, or check SLURM_CONF"
+    return None

@@ -15,6 +15,7 @@ from deploybench import hardware
 from deploybench.backends import get_backend
 from deploybench.errors import ConfigError
 from deploybench.gpu import compute_capability, gpu_facts, gpu_present
+from deploybench.placement import slurm_unreachable
 from deploybench.plan import plan
 from deploybench.settings import describe_validation_error, parse_config
 from deploybench.specs import TuningSettings
@@ -36,10 +37,20 @@ PLAN = plan(SETTINGS, HOST)
 PLANNED = [row for row in PLAN if row.planned]
 SKIPPED = [row.skip_record().to_json() for row in PLAN if not row.planned]
 SHAPES = list(dict.fromkeys(row.shape for row in PLAN))
-# Every backend is timed with the same thread count: the config's, or the cores of this run.
-TIMING_THREADS = SETTINGS.timing.threads or min(
-    workflow.cores or 1, hardware.available_cores()
-)
+
+
+def _timing_threads():
+    """Every backend is timed with the same thread count: the config's; else, on a cluster, the
+    cores the profile gives a timing job (set-threads); else the cores of this run."""
+    if SETTINGS.timing.threads:
+        return SETTINGS.timing.threads
+    allocated = workflow.resource_settings.overwrite_threads.get("time_inference")
+    if allocated is not None:
+        return int(getattr(allocated, "value", allocated))
+    return min(workflow.cores or 1, hardware.available_cores())
+
+
+TIMING_THREADS = _timing_threads()
 
 
 def _alternatives(values):
@@ -204,6 +215,18 @@ def gpu_jobs(wildcards):
     return int(wildcards.device == "cuda")
 
 
+def partition(wildcards):
+    """The SLURM partition (profiles/slurm): the GPU one for a GPU job, else the CPU one."""
+    keys = wildcards.keys()
+    on_gpu = ("backend" in keys or "device" in keys) and gpu_jobs(wildcards)
+    return config["partitions"]["gpu" if on_gpu else "cpu"]
+
+
+# A measuring job must not share its node: another job's load makes its latencies meaningless.
+# Locally the timing_slot resource and all cores do this; on SLURM, --exclusive.
+EXCLUSIVE_NODE = "--exclusive"
+
+
 def compile_calibration(wildcards):
     if wildcards.precision in get_backend(wildcards.backend).needs_calibration:
         return f"results/inputs/{wildcards.model}/calibration.npz"
@@ -267,3 +290,12 @@ def onnx_fact_targets():
 
 def model_fact_targets():
     return [f"results/models/{model}/model.json" for model in SETTINGS.models]
+
+
+# Submitting through SLURM: a missing sbatch or a dead controller is one line before any job
+# (the executor would otherwise fail every job with a confusing error, or wait).
+onstart:
+    if getattr(workflow.executor_plugin, "name", None) == "slurm":
+        unreachable = slurm_unreachable()
+        if unreachable:
+            raise WorkflowError(unreachable)

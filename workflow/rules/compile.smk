@@ -14,6 +14,7 @@ rule compile_model:
     conda:
         backend_env
     resources:
+        slurm_partition=partition,
         gpu=gpu_jobs,
     params:
         options=backend_options,

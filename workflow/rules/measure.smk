@@ -14,6 +14,8 @@ rule time_inference:
         backend_env
     threads: workflow.cores
     resources:
+        slurm_partition=partition,
+        slurm_extra=EXCLUSIVE_NODE,
         timing_slot=1,
         gpu=gpu_jobs,
     params:
@@ -39,6 +41,7 @@ rule check_parity:
     conda:
         backend_env
     resources:
+        slurm_partition=partition,
         gpu=gpu_jobs,
     params:
         tolerance=parity_tolerance,
@@ -66,6 +69,8 @@ rule compare_configs:
         compare_env
     threads: workflow.cores
     resources:
+        slurm_partition=partition,
+        slurm_extra=EXCLUSIVE_NODE,
         timing_slot=1,
         gpu=gpu_jobs,
     params:

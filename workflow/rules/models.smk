@@ -6,6 +6,8 @@ rule fetch_model:
         "logs/fetch_model/{model}.log",
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        slurm_partition=partition,
     params:
         spec=model_spec,
     script:
@@ -19,6 +21,8 @@ rule prepare_evaluation_inputs:
         "logs/prepare_evaluation_inputs/{model}.log",
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        slurm_partition=partition,
     params:
         spec=model_spec,
     script:
@@ -32,6 +36,8 @@ rule prepare_calibration_inputs:
         "logs/prepare_calibration_inputs/{model}.log",
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        slurm_partition=partition,
     params:
         spec=model_spec,
         size=config["inputs"]["calibration_size"],
@@ -50,5 +56,7 @@ rule reference_outputs:
         "logs/reference_outputs/{model}.log",
     conda:
         "../../envs/pytorch.yaml"
+    resources:
+        slurm_partition=partition,
     script:
         "../scripts/reference_outputs.py"

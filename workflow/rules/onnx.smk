@@ -13,6 +13,8 @@ rule export_onnx:
         "benchmarks/export_onnx/{model}.tsv"
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        slurm_partition=partition,
     params:
         exporter=config["export"]["exporter"],
         opset=config["export"]["opset"],
@@ -30,6 +32,8 @@ rule simplify_onnx:
         "logs/simplify_onnx/{model}/{shape}.log",
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        slurm_partition=partition,
     params:
         simplifier=config["export"]["simplifier"],
     script:

@@ -14,6 +14,8 @@ rule collect_results:
         "logs/collect_results.log",
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        slurm_partition=partition,
     params:
         skipped=SKIPPED,
     script:
@@ -38,6 +40,8 @@ rule render_report:
         "logs/render_report.log",
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        slurm_partition=partition,
     params:
         threads=TIMING_THREADS,
         timing=TIMING_SETTINGS,

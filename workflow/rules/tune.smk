@@ -16,6 +16,8 @@ rule tune_tvm:
         "../../envs/tvm.yaml"
     threads: workflow.cores
     resources:
+        slurm_partition=partition,
+        slurm_extra=EXCLUSIVE_NODE,
         timing_slot=1,
     params:
         tuning=tvm_tuning_settings,
