@@ -34,9 +34,12 @@ TARGETS = {
         "parity.py",
         ["tests/test_parity.py", "tests/test_parity_cases.py", "tests/test_properties.py"],
     ),
-    "compare": ("stages/compare.py", ["tests/test_stages.py", "-k", "round or comparison"]),
+    "compare": (
+        "stages/compare.py",
+        ["tests/test_compare_rounds.py", "tests/test_stages.py", "-k", "round or comparison"],
+    ),
     "decide": ("stages/decide.py", ["tests/test_report.py"]),
-    "collect": ("stages/collect.py", ["tests/test_stages.py", "-k", "collect"]),
+    "collect": ("stages/collect.py", ["tests/test_collect.py"]),
 }
 
 # Replacements with no meaning for this code (bit operations, shifts, powers and modulo of

@@ -1,0 +1,262 @@
+"""The side-by-side comparison's bookkeeping with scripted workers (no processes, no clock):
+which process gets which burst, what the first warm-up is, how crashes, missing rounds, failed
+entries and foreign load are handled, and which entry is the baseline. Written from the
+survivors of the first mutation run of ``stages/compare.py`` (docs/testing.md)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from deploybench.isolation import CallFailed, ChildDied
+from deploybench.records import ComparedConfig, ComparisonRecord, Status
+from deploybench.stages import compare
+from deploybench.stages.compare import (
+    _add_speedups,
+    _Contender,
+    _is_baseline,
+    _run_rounds,
+    _start_workers,
+    burst_settings,
+)
+
+SETTINGS = {
+    "rounds": 3,
+    "warmup_seconds": 0.5,
+    "burst_warmup_iterations": 1,
+    "burst_warmup_seconds": 0.125,
+    "burst_min_iterations": 2,
+    "burst_seconds": 0.02,
+    "burst_max_seconds": 5.0,
+    "baseline_bursts": 2,
+    "processes": 3,
+    "gap_seconds": 0.0,
+}
+
+
+class Worker:
+    """Answers every burst with ``latency`` (and ``foreign``); records what it was asked."""
+
+    def __init__(self, name, log, latency=10.0, foreign=None, dies_on_call=None):
+        self.name, self.log, self.latency, self.foreign = name, log, latency, foreign
+        self.dies_on_call, self.calls, self.closed, self.pid = dies_on_call, 0, False, 0
+
+    def call(self, method, settings):
+        self.calls += 1
+        if self.dies_on_call == self.calls:
+            raise ChildDied(f"{self.name} killed by SIGKILL during a burst")
+        self.log.append((self.name, settings))
+        return [self.latency], self.foreign
+
+    def close(self):
+        self.closed = True
+
+
+def contender(backend, workers, precision="fp32", status=Status.OK):
+    entry = ComparedConfig(backend=backend, precision=precision, shape="dynamic", status=status)
+    return _Contender(entry, workers)
+
+
+def test_the_first_warm_up_is_the_long_one_and_bursts_have_their_own():
+    first = burst_settings(SETTINGS, warmup=True)
+    burst = burst_settings(SETTINGS)
+    assert first.warmup_seconds == 0.5 and burst.warmup_seconds == 0.125
+    log = []
+    workers = [Worker(f"p{i}", log) for i in range(3)]
+    _run_rounds([contender("pytorch", workers)], SETTINGS, "pytorch fp32")
+    # every process's first call is the long warm-up, every later one a burst
+    assert [s.warmup_seconds for _, s in log[:3]] == [0.5, 0.5, 0.5]
+    assert {s.warmup_seconds for _, s in log[3:]} == {0.125}
+
+
+def test_the_baselines_bursts_take_turns_over_three_processes_round_by_round():
+    log = []
+    workers = [Worker(f"p{i}", log) for i in range(3)]
+    base = contender("pytorch", workers)
+    _run_rounds([base], SETTINGS, "pytorch fp32")
+    bursts = [name for name, settings in log if settings.warmup_seconds == 0.125]
+    # round r, burst k -> process (2r + k) mod 3: {0, 1}, {2, 0}, {1, 2}
+    rounds = [sorted(bursts[i : i + 2]) for i in range(0, 6, 2)]
+    assert rounds == [["p0", "p1"], ["p0", "p2"], ["p1", "p2"]]
+    assert base.entry.rounds == 3
+
+
+def test_only_the_named_baseline_gets_extra_bursts():
+    assert _is_baseline(contender("pytorch", []), "pytorch fp32")
+    # alphabetically after the baseline, but not the baseline
+    assert not _is_baseline(contender("tvm", []), "pytorch fp32")
+    assert not _is_baseline(contender("pytorch", [], precision="bf16"), "pytorch fp32")
+
+
+def test_a_crash_mid_round_does_not_cost_the_others_their_burst(caplog):
+    log = []
+    crashing = contender("crashing", [Worker("c", log, dies_on_call=2)])  # after its warm-up
+    others = [contender(name, [Worker(name, log)]) for name in ("a", "b", "d", "e", "f")]
+    with caplog.at_level(logging.INFO, logger="deploybench"):
+        _run_rounds([crashing, *others], dict(SETTINGS, processes=1), "pytorch fp32")
+    assert crashing.entry.status is Status.FAILED and not crashing.alive
+    assert crashing.entry.reason == "c killed by SIGKILL during a burst"
+    assert all(o.entry.rounds == 3 for o in others)
+    assert "round 3/3 done" in caplog.text and "round 1/3 done" in caplog.text
+
+
+def test_the_most_foreign_load_seen_is_kept_and_none_stays_unknown():
+    log = []
+    loaded = contender("loaded", [Worker("l", log, foreign=0.25)])
+    unknown = contender("unknown", [Worker("u", log, foreign=None)])
+    _run_rounds([loaded, unknown], dict(SETTINGS, processes=1), "pytorch fp32")
+    assert loaded.entry.foreign_cpu_max == 0.25
+    assert unknown.entry.foreign_cpu_max is None
+
+
+def entry(backend, medians, status=Status.OK, precision="fp32"):
+    config = ComparedConfig(backend=backend, precision=precision, shape="dynamic", status=status)
+    config.round_medians_ms = list(medians)
+    config.rounds = sum(m is not None for m in medians)
+    return config
+
+
+def test_the_baseline_is_found_by_name_wherever_it_stands():
+    tvm, base = entry("tvm", [5.0, 5.0, 5.0]), entry("pytorch", [10.0, 10.0, 10.0])
+    assert _add_speedups([tvm, base], "pytorch fp32") == ""
+    assert tvm.speedup == pytest.approx(2.0) and base.speedup == pytest.approx(1.0)
+    assert tvm.baseline == base.baseline == "pytorch fp32"
+
+
+def test_a_failed_baseline_is_no_baseline_even_with_rounds():
+    base = entry("pytorch", [10.0, 10.0], status=Status.FAILED)
+    other = entry("onnxruntime", [5.0, 5.0])
+    note = _add_speedups([base, other], "pytorch fp32")
+    assert note == "no speedups: the baseline (pytorch fp32) was not measured"
+    assert other.speedup is None and base.median_ms is None
+    assert other.median_ms == 5.0
+
+
+def test_failed_entries_get_no_median_and_no_speedup_and_unmeasured_ones_fail():
+    base = entry("pytorch", [10.0, 12.0, 11.0])
+    crashed = entry("openvino", [4.0, None, None], status=Status.FAILED)
+    never = entry("tvm", [None, None, None])
+    fine = entry("onnxruntime", [5.0, 6.0, None])
+    assert _add_speedups([base, crashed, never, fine], "pytorch fp32") == ""
+    assert crashed.median_ms is None and crashed.speedup is None
+    assert crashed.status is Status.FAILED
+    assert never.status is Status.FAILED and never.reason == "measured in no round"
+    assert never.speedup is None
+    assert fine.median_ms == 5.5 and fine.speedup == pytest.approx(np.median([2.0, 2.0]))
+
+
+def test_only_the_baseline_measured_says_so():
+    base = entry("pytorch", [10.0])
+    failed = entry("onnxruntime", [5.0], status=Status.FAILED)
+    assert _add_speedups([base, failed], "pytorch fp32") == (
+        "nothing to compare: only the baseline ran"
+    )
+
+
+class FakeWorkerFactory:
+    """Stands in for isolation.Worker in _start_workers: each start answers, or raises."""
+
+    def __init__(self, failures):
+        self.failures = dict(failures)
+        self.started = []
+
+    def __call__(self, setup, limits, log_path):
+        name = setup.args[0].name
+        error = self.failures.get(name)
+        if error is not None:
+            raise error
+        worker = Worker(name, [])
+        self.started.append(worker)
+        return worker
+
+
+@pytest.mark.parametrize(
+    "error", [ChildDied("killed by SIGSEGV during load"), CallFailed("RuntimeError: bad IR")]
+)
+def test_a_worker_that_cannot_start_fails_its_configuration_only(monkeypatch, error):
+    factory = FakeWorkerFactory({"openvino": error})
+    monkeypatch.setattr(compare, "Worker", factory)
+    names = ("pytorch", "openvino", "onnxruntime")
+    contenders = [contender(n, []) for n in names]
+    skipped = contender("tvm", [], status=Status.SKIPPED)
+    configs = [
+        {
+            "key": {"model": "m", "backend": n, "precision": "fp32", "shape": "dynamic"},
+            "options": {},
+        }
+        for n in (*names, "tvm")
+    ]
+    limits = {"timing_seconds": 60, "memory_mb": 1000}
+    _start_workers([*contenders, skipped], configs, ["a"] * 4, np.zeros(1), 1, limits, processes=2)
+    by_name = {c.entry.backend: c for c in contenders}
+    assert by_name["openvino"].entry.status is Status.FAILED
+    assert by_name["openvino"].entry.reason == str(error)
+    assert len(by_name["pytorch"].workers) == len(by_name["onnxruntime"].workers) == 2
+    assert not skipped.workers  # a configuration whose compile failed gets no worker
+
+
+def test_closing_a_contender_closes_every_worker_process():
+    workers = [Worker(f"p{i}", []) for i in range(3)]
+    entrant = contender("pytorch", workers)
+    entrant.close()
+    assert all(w.closed for w in workers) and not entrant.alive
+
+
+def test_a_whole_comparison_closes_its_workers_and_records_each_process_median(
+    monkeypatch, tmp_path
+):
+    started = []
+
+    def fake_start(contenders, configs, artifact_dirs, data, threads, limits, processes):
+        for entrant, latency in zip(contenders, (10.0, 4.0), strict=True):
+            entrant.workers = [Worker(f"w{i}", [], latency=latency + i) for i in range(2)]
+            started.extend(entrant.workers)
+
+    monkeypatch.setattr(compare, "_start_workers", fake_start)
+    monkeypatch.setattr(compare, "compile_failure", lambda artifact_dir: "")
+    monkeypatch.setattr(compare, "load_npz", lambda path: {"evaluation": np.zeros((2, 3, 4, 4))})
+    out = tmp_path / "comparison.json"
+    keys = [
+        {"model": "m", "backend": b, "precision": "fp32", "shape": "dynamic"}
+        for b in ("pytorch", "onnxruntime")
+    ]
+    compare.compare_configs(
+        artifact_dirs=["a", "b"],
+        inputs_npz="unused",
+        model="m",
+        configs=[{"key": k, "options": {}} for k in keys],
+        device="cpu",
+        batch=1,
+        threads=1,
+        comparison=dict(SETTINGS, processes=2),
+        limits={},
+        out_json=str(out),
+    )
+    assert started and all(w.closed for w in started)
+    record = ComparisonRecord.read(out)
+    base, ort = record.configs
+    # each worker answers with its own latency: one median per process
+    assert base.process_medians_ms == [10.0, 11.0] and ort.process_medians_ms == [4.0, 5.0]
+    # the baseline pools both processes each round (10.5); the other alternates 4, 5, 4
+    assert ort.speedup == pytest.approx(10.5 / 4)
+    assert record.baseline == "pytorch fp32" and ort.hardware_id and ort.hardware
+
+
+def test_every_configuration_needs_its_artifact(monkeypatch):
+    monkeypatch.setattr(compare, "load_npz", lambda path: {"evaluation": np.zeros((1, 3, 4, 4))})
+    monkeypatch.setattr(compare, "compile_failure", lambda artifact_dir: "")
+    key = {"model": "m", "backend": "pytorch", "precision": "fp32", "shape": "dynamic"}
+    with pytest.raises(ValueError):
+        compare.compare_configs(
+            artifact_dirs=["a", "b"],
+            inputs_npz="unused",
+            model="m",
+            configs=[{"key": key, "options": {}}],
+            device="cpu",
+            batch=1,
+            threads=1,
+            comparison=SETTINGS,
+            limits={},
+            out_json="unused.json",
+        )
