@@ -36,7 +36,12 @@ TARGETS = {
     ),
     "compare": (
         "stages/compare.py",
-        ["tests/test_compare_rounds.py", "tests/test_stages.py", "-k", "round or comparison"],
+        [
+            "tests/test_compare_rounds.py",
+            "tests/test_stages.py::test_rounds_give_the_baseline_extra_bursts_take_turns_among"
+            "_processes_and_survive_a_crash",
+            "tests/test_stages.py::test_a_comparison_survives_a_crashing_worker_and_a_failed_compile",
+        ],
     ),
     "decide": ("stages/decide.py", ["tests/test_report.py"]),
     "collect": ("stages/collect.py", ["tests/test_collect.py"]),
