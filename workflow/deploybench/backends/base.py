@@ -129,6 +129,9 @@ class Backend(ABC):
     vendor_tool: ClassVar[str | None] = None
     #: Whether ``compile`` needs the output of a tuning stage (``tuning=``), e.g. TVM's database.
     needs_tuning: ClassVar[bool] = False
+    #: Whether the runner computes on a host thread pool that the thread count sizes (an engine
+    #: that only launches GPU work has none: the thread-count test does not apply).
+    host_threads: ClassVar[bool] = True
     #: Why the shapes this backend does not take are skipped (shown in the report).
     shape_reason: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions

@@ -124,6 +124,9 @@ def make_session(model_path: Path, precision: str, threads: int, options, engine
 
 
 class OnnxRuntimeCudaRunner(CudaRunner):
+    # ORT launches on a stream of its own: events on ours would not bracket its work
+    device_timer = False
+
     def __init__(
         self, artifact_dir: Path, precision: str, threads: int, options: OnnxRuntimeCudaOptions
     ) -> None:
@@ -138,9 +141,11 @@ class OnnxRuntimeCudaRunner(CudaRunner):
         self._input = self._session.get_inputs()[0].name
         self._outputs = [o.name for o in self._session.get_outputs()]
         self._binding = self._session.io_binding()
+        applied = self._session.get_session_options()
         self.execution_info.update(
             {
                 "providers": self._session.get_providers(),
+                "threads": applied.intra_op_num_threads,
                 "execution_precision": {
                     "fp32": "fp32 (CUDA EP)",
                     "fp16": "fp16 (TensorRT EP)",
@@ -150,9 +155,6 @@ class OnnxRuntimeCudaRunner(CudaRunner):
                 "timing_clock": "host clock around run_with_iobinding (device-resident I/O)",
             }
         )
-
-    # ORT's work is on its own stream: events on ours would not bracket it
-    device_timer = False
 
     def run(self, batch):
         torch = self._torch

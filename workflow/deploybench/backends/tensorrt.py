@@ -236,8 +236,10 @@ class TensorRtBackend(Backend):
     device = "cuda"
     precisions = ("fp32", "fp16", "int8")
     native_precisions = ("fp16", "int8")
-    packages = ("tensorrt", "torch", "onnxruntime")
-    precision_packages = {"fp16": ("onnxconverter_common",)}
+    packages = ("tensorrt", "torch")
+    # int8 from ONNX Runtime's QDQ graph; fp16 on TensorRT 11 from an fp16 copy of the graph
+    precision_packages = {"int8": ("onnxruntime",), "fp16": ("onnxconverter_common",)}
+    host_threads = False
     distributions = ("tensorrt", "torch")
     extra = "gpu"
     needs_calibration = ("int8",)
