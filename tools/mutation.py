@@ -43,7 +43,7 @@ TARGETS = {
             "tests/test_stages.py::test_a_comparison_survives_a_crashing_worker_and_a_failed_compile",
         ],
     ),
-    "decide": ("stages/decide.py", ["tests/test_report.py"]),
+    "decide": ("stages/decide.py", ["tests/test_report.py", "tests/test_placement.py"]),
     "collect": ("stages/collect.py", ["tests/test_collect.py"]),
 }
 
