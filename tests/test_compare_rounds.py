@@ -89,7 +89,18 @@ def test_only_the_named_baseline_gets_extra_bursts():
     assert not _is_baseline(contender("pytorch", [], precision="bf16"), "pytorch fp32")
 
 
-def test_a_crash_mid_round_does_not_cost_the_others_their_burst(caplog):
+class InOrder:
+    """random.Random whose shuffle keeps the order: the crashing contender bursts first."""
+
+    def __init__(self, seed):
+        pass
+
+    def shuffle(self, items):
+        pass
+
+
+def test_a_crash_mid_round_does_not_cost_the_others_their_burst(caplog, monkeypatch):
+    monkeypatch.setattr(compare.random, "Random", InOrder)
     log = []
     crashing = contender("crashing", [Worker("c", log, dies_on_call=2)])  # after its warm-up
     others = [contender(name, [Worker(name, log)]) for name in ("a", "b", "d", "e", "f")]
@@ -149,9 +160,18 @@ def test_failed_entries_get_no_median_and_no_speedup_and_unmeasured_ones_fail():
 def test_only_the_baseline_measured_says_so():
     base = entry("pytorch", [10.0])
     failed = entry("onnxruntime", [5.0], status=Status.FAILED)
-    assert _add_speedups([base, failed], "pytorch fp32") == (
+    skipped = entry("openvino", [None], status=Status.SKIPPED)
+    assert _add_speedups([base, failed, skipped], "pytorch fp32") == (
         "nothing to compare: only the baseline ran"
     )
+
+
+def test_a_configuration_whose_compile_failed_gets_no_speedup():
+    base, fine = entry("pytorch", [10.0, 10.0]), entry("onnxruntime", [5.0, 5.0])
+    skipped = entry("openvino", [None, None], status=Status.SKIPPED)
+    assert _add_speedups([skipped, base, fine], "pytorch fp32") == ""
+    assert skipped.speedup is None and skipped.baseline is None
+    assert skipped.status is Status.SKIPPED and fine.speedup == pytest.approx(2.0)
 
 
 class FakeWorkerFactory:
@@ -203,10 +223,18 @@ def test_closing_a_contender_closes_every_worker_process():
     assert all(w.closed for w in workers) and not entrant.alive
 
 
+@pytest.mark.parametrize(("device", "with_gpu"), [("cpu", False), ("cuda", True)])
 def test_a_whole_comparison_closes_its_workers_and_records_each_process_median(
-    monkeypatch, tmp_path
+    monkeypatch, tmp_path, device, with_gpu
 ):
-    started = []
+    started, asked = [], []
+    real_where = compare.where
+
+    def where(with_gpu):
+        asked.append(with_gpu)
+        return real_where(with_gpu=False)
+
+    monkeypatch.setattr(compare, "where", where)
 
     def fake_start(contenders, configs, artifact_dirs, data, threads, limits, processes):
         for entrant, latency in zip(contenders, (10.0, 4.0), strict=True):
@@ -219,14 +247,14 @@ def test_a_whole_comparison_closes_its_workers_and_records_each_process_median(
     out = tmp_path / "comparison.json"
     keys = [
         {"model": "m", "backend": b, "precision": "fp32", "shape": "dynamic"}
-        for b in ("pytorch", "onnxruntime")
+        for b in (("pytorch_cuda", "tensorrt") if with_gpu else ("pytorch", "onnxruntime"))
     ]
     compare.compare_configs(
         artifact_dirs=["a", "b"],
         inputs_npz="unused",
         model="m",
         configs=[{"key": k, "options": {}} for k in keys],
-        device="cpu",
+        device=device,
         batch=1,
         threads=1,
         comparison=dict(SETTINGS, processes=2),
@@ -240,7 +268,10 @@ def test_a_whole_comparison_closes_its_workers_and_records_each_process_median(
     assert base.process_medians_ms == [10.0, 11.0] and ort.process_medians_ms == [4.0, 5.0]
     # the baseline pools both processes each round (10.5); the other alternates 4, 5, 4
     assert ort.speedup == pytest.approx(10.5 / 4)
-    assert record.baseline == "pytorch fp32" and ort.hardware_id and ort.hardware
+    assert ort.hardware_id and ort.hardware
+    # a GPU comparison's placement names its GPU, and its baseline is the GPU one
+    assert asked == [with_gpu]
+    assert record.baseline == ("pytorch_cuda fp32" if with_gpu else "pytorch fp32")
 
 
 def test_every_configuration_needs_its_artifact(monkeypatch):

@@ -170,7 +170,7 @@ def _start_workers(
             _fail(contender, str(exc))
 
 
-def _call_burst(contender: _Contender, settings: TimingSettings, process: int = 0):
+def _call_burst(contender: _Contender, settings: TimingSettings, process: int):
     try:
         return contender.workers[process].call("burst", settings)
     except (ChildDied, CallFailed) as exc:
