@@ -262,6 +262,10 @@ class ComparedConfig:
     def key(self) -> tuple[str, str, str]:
         return (self.backend, self.precision, self.shape)
 
+    @property
+    def key_fields(self) -> dict[str, str]:
+        return {"backend": self.backend, "precision": self.precision, "shape": self.shape}
+
 
 @dataclass(kw_only=True)
 class ComparisonRecord(JsonRecord):

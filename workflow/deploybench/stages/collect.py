@@ -48,7 +48,7 @@ def collect_results(
         comparison = ComparisonRecord.read(path)
         for config in comparison.configs:
             compared[(comparison.model, *config.key, comparison.batch)] = config
-            keys = dict(zip(KEYS, (comparison.model, *config.key, comparison.batch), strict=True))
+            keys = {"model": comparison.model, **config.key_fields, "batch": comparison.batch}
             round_rows += [
                 {**keys, "round": number, "median_ms": median}
                 for number, median in enumerate(config.round_medians_ms)
@@ -60,9 +60,9 @@ def collect_results(
         record = TimingRecord.read(path)
         row = record.summary()
         if record.key in parity:
-            row.update(parity[record.key].summary(PARITY_PREFIX, with_keys=False))
+            row.update(parity[record.key].summary(PARITY_PREFIX))
         if record.key in artifacts:
-            row.update(artifacts[record.key].summary(COMPILE_PREFIX, with_keys=False))
+            row.update(artifacts[record.key].summary(COMPILE_PREFIX))
         in_comparison = compared.get((*record.key.as_dict().values(), record.batch))
         if in_comparison is not None:
             row.update(comparison_summary(in_comparison))
@@ -74,6 +74,7 @@ def collect_results(
         ]
     rows += [SkipRecord.from_json(skip).summary() for skip in skipped]
 
+    # the columns are chosen here: a record's own copies of the keys (parity_model...) drop out
     frame = pd.DataFrame(rows).reindex(columns=summary_columns())
     frame = frame.sort_values(list(KEYS), kind="stable")
     tables = {
