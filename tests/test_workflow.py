@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from deploybench.gpu import nvidia_smi_sees_gpu
+from deploybench.plan import NO_GPU_REASON
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "data" / "tiny.yaml"
@@ -115,15 +117,24 @@ def test_tiny_run_produces_report_and_a_row_per_combination(finished_run):
     assert all(r["cmp_status"] == "ok" and int(float(r["cmp_rounds"])) == rounds for r in ok)
     baseline = [r for r in ok if r["backend"] == "pytorch" and r["precision"] == "fp32"]
     assert {float(r["cmp_speedup"]) for r in baseline} == {1.0}
-    others = [r for r in ok if r["backend"] != "pytorch"]
+    others = [r for r in ok if r["backend"] not in ("pytorch", "pytorch_cuda")]
     assert others and all(r["cmp_baseline"] == "pytorch fp32" for r in others)
     for row in others:
         # a configuration is never its own baseline, and its CI brackets its speedup
         assert float(row["cmp_speedup"]) != 1.0
         low, high = float(row["cmp_speedup_ci_low"]), float(row["cmp_speedup_ci_high"])
         assert low <= float(row["cmp_speedup"]) <= high
-    comparison = json.loads((workdir / "results" / "comparisons" / "tiny" / "b1.json").read_text())
+    comparison = json.loads(
+        (workdir / "results" / "comparisons" / "tiny" / "cpu" / "b1.json").read_text()
+    )
     assert comparison["kind"] == "comparison" and comparison["baseline"] == "pytorch fp32"
+    assert comparison["allocation"] == {"scheduler": "local", "exclusive": None}
+    # a GPU backend in the experiment: on a host without a GPU, skipped with the reason
+    if not nvidia_smi_sees_gpu():
+        gpu_rows = [r for r in rows if r["backend"] == "pytorch_cuda"]
+        assert gpu_rows and {(r["status"], r["reason"]) for r in gpu_rows} == {
+            ("skipped", NO_GPU_REASON)
+        }
 
     timing = json.loads(next((workdir / "results" / "timings").rglob("b1.json")).read_text())
     assert timing["kind"] == "timing"
@@ -134,6 +145,8 @@ def test_tiny_run_produces_report_and_a_row_per_combination(finished_run):
     assert "Random weights: speed only" in html
     assert "Failures and skips" in html and "does not offer bf16" in html
     assert "TVM tuning (MetaSchedule)" in html
+    assert "Hardware the measurements ran on" in html
+    assert nvidia_smi_sees_gpu() or NO_GPU_REASON.split(" (")[0] in html
     tuning = json.loads((workdir / "results/tuning/tiny/tvm/tuning.json").read_text())
     assert tuning["status"] == "ok" and tuning["trials"] == 0 and tuning["tasks"]
     assert html.count("data:image/png;base64,") >= 2  # figures are inlined
