@@ -112,6 +112,19 @@ def test_a_crash_mid_round_does_not_cost_the_others_their_burst(caplog, monkeypa
     assert "round 3/3 done" in caplog.text and "round 1/3 done" in caplog.text
 
 
+def test_a_baseline_that_crashes_on_its_first_burst_skips_its_second_not_the_others(
+    monkeypatch,
+):
+    monkeypatch.setattr(compare.random, "Random", InOrder)
+    log = []
+    # in a fixed order the baseline's two bursts come first: it dies on the first
+    base = contender("pytorch", [Worker("base", log, dies_on_call=2)])
+    others = [contender(name, [Worker(name, log)]) for name in ("a", "b")]
+    _run_rounds([base, *others], dict(SETTINGS, processes=1), "pytorch fp32")
+    assert base.entry.status is Status.FAILED
+    assert all(o.entry.rounds == 3 for o in others)
+
+
 def test_the_most_foreign_load_seen_is_kept_and_none_stays_unknown():
     log = []
     loaded = contender("loaded", [Worker("l", log, foreign=0.25)])
@@ -254,7 +267,7 @@ def test_a_whole_comparison_closes_its_workers_and_records_each_process_median(
         inputs_npz="unused",
         model="m",
         configs=[{"key": k, "options": {}} for k in keys],
-        device=device,
+        device="".join(device),  # a string built at run time, as Snakemake's wildcards are
         batch=1,
         threads=1,
         comparison=dict(SETTINGS, processes=2),
