@@ -42,14 +42,22 @@ def ensure_installed() -> None:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise Unavailable("SLURM is not installed and cannot be (needs root and apt-get)")
-    result = subprocess.run(
-        ["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        check=False,
-    )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+    def install() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=env,
+            check=False,
+        )
+
+    result = install()
+    if result.returncode != 0:  # stale or missing package lists (a fresh CI image)
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=600, check=False)
+        result = install()
     if result.returncode != 0 or not shutil.which("slurmctld"):
         raise Unavailable(f"apt-get install slurm-wlm munge failed: {result.stderr[-300:]}")
 
