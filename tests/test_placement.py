@@ -119,10 +119,28 @@ def test_the_report_groups_by_hardware_and_counts_what_ran_where():
 
 
 def test_a_configuration_timed_and_compared_on_different_hardware_is_flagged():
-    summary = rows(("pytorch", "cpuA", "cpuA", True), ("onnxruntime", "cpuB", "cpuA", True))
+    summary = rows(
+        ("pytorch", "cpuA", "cpuA", True),
+        ("onnxruntime", "cpuB", "cpuA", True),
+        ("openvino", "cpuA", "cpuB", True),
+    )
     assert hardware_mismatches(summary) == [
-        "m onnxruntime fp32 (dynamic) batch 1: timed on cpuB, compared on cpuA"
+        "m onnxruntime fp32 (dynamic) batch 1: timed on cpuB, compared on cpuA",
+        "m openvino fp32 (dynamic) batch 1: timed on cpuA, compared on cpuB",
     ]
+
+
+def test_allocations_read_from_a_csv_keep_their_meaning(tmp_path):
+    summary = rows(
+        ("pytorch", "cpuA", "cpuA", True),
+        ("onnxruntime", "cpuB", "cpuB", False),
+        ("openvino", "cpuC", None, None),
+    )
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    groups = {g["hardware"]: g for g in hardware_groups(pd.read_csv(tmp_path / "summary.csv"))}
+    assert groups["cpuA"]["allocations"] == "exclusive node"
+    assert groups["cpuB"]["allocations"] == "shared node"
+    assert groups["cpuC"]["allocations"] == "local"
 
 
 def fake_tool(folder, name: str, output: str, code: int = 0):

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.registry import get_backend
+from ..records import missing
 from ..stats import paired_ratio
 
 ACCEPTABLE_PARITY = ("pass",)
@@ -126,11 +127,11 @@ def recommend(model_rows, rounds, pretrained: bool) -> list[dict[str, Any]]:
 
 
 def _allocation(exclusive) -> str:
-    if exclusive is True:
-        return "exclusive node"
-    if exclusive is False:
-        return "shared node"
-    return "local"
+    """How a job was allocated, from its record's ``exclusive``: unknown (None, or NaN from an
+    empty CSV cell) only for a local run; any truth value (bool or numpy bool) otherwise."""
+    if missing(exclusive):
+        return "local"
+    return "exclusive node" if exclusive else "shared node"
 
 
 def hardware_groups(summary) -> list[dict[str, Any]]:
@@ -151,8 +152,7 @@ def hardware_groups(summary) -> list[dict[str, Any]]:
                 },
             )
             group[what] += 1
-            exclusive = row[f"{prefix}exclusive"]
-            group["allocations"].add(_allocation(None if exclusive != exclusive else exclusive))
+            group["allocations"].add(_allocation(row[f"{prefix}exclusive"]))
     for group in groups.values():
         group["allocations"] = ", ".join(sorted(group["allocations"]))
     return sorted(groups.values(), key=lambda g: g["hardware"])
