@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from deploybench import hardware
 from deploybench.backends import get_backend
+from deploybench.backends.registry import device_of
 from deploybench.errors import ConfigError
 from deploybench.gpu import compute_capability, gpu_facts, gpu_present
 from deploybench.placement import slurm_unreachable
@@ -119,10 +120,6 @@ def config_key(wildcards):
     }
 
 
-def _device(backend_name):
-    return get_backend(backend_name).device
-
-
 def _compared(wildcards):
     """The planned configurations of this model at this batch size on this device (each device
     is compared against its own baseline), in a fixed order."""
@@ -132,7 +129,7 @@ def _compared(wildcards):
         for r in PLANNED
         if r.model == wildcards.model
         and r.batch == batch
-        and _device(r.backend) == wildcards.device
+        and device_of(r.backend) == wildcards.device
     ]
     return sorted(rows, key=attrgetter("backend", "precision", "shape"))
 
@@ -211,7 +208,7 @@ def gpu_jobs(wildcards):
     """1 for a job that runs on the GPU (a CUDA backend's compile, timing and parity, and the
     GPU comparisons), 0 otherwise: the executor routes on it (--gpus on SLURM)."""
     if "backend" in wildcards.keys():
-        return int(_device(wildcards.backend) == "cuda")
+        return int(device_of(wildcards.backend) == "cuda")
     return int(wildcards.device == "cuda")
 
 
@@ -271,7 +268,7 @@ def tuning_targets():
 
 def comparison_targets():
     return _unique(
-        f"results/comparisons/{r.model}/{_device(r.backend)}/b{r.batch}.json"
+        f"results/comparisons/{r.model}/{device_of(r.backend)}/b{r.batch}.json"
         for r in PLANNED
     )
 

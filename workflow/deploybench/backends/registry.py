@@ -78,6 +78,11 @@ def get_backend(name: str) -> type[Backend]:
     return _load(target)
 
 
+def device_of(name: str) -> str:
+    """Where a backend's runner executes ("cpu" or "cuda"): what comparisons group by."""
+    return get_backend(name).device
+
+
 def baseline_backend(device: str = "cpu") -> str:
     """The backend every speedup on ``device`` is measured against (and the parity reference)."""
     for name in registered():

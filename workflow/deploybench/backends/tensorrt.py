@@ -175,7 +175,7 @@ def build_engine(graph: Path, recipe: BuildRecipe, options: TensorRtOptions, out
 
 
 class TensorRtRunner(CudaRunner):
-    def __init__(self, engine_path: Path, precision: str, threads: int) -> None:
+    def __init__(self, engine_path: Path, precision: str) -> None:
         super().__init__()
         import tensorrt as trt
 
@@ -265,7 +265,7 @@ class TensorRtBackend(Backend):
         engine = artifact_dir / ENGINE_FILE
         if not engine.is_file():
             raise InputFileError(f"{engine} is missing: rerun compile_model for it")
-        return TensorRtRunner(engine, self.precision, self.threads)
+        return TensorRtRunner(engine, self.precision)  # no host thread pool to size
 
     def vendor_benchmark(
         self, artifact_dir: Path, batch_shape: tuple[int, ...], seconds: float

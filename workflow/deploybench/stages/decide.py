@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.registry import get_backend
+from ..backends.registry import device_of
 from ..records import missing
 from ..stats import paired_ratio
 
@@ -49,10 +49,6 @@ def rounds_of(rounds, row) -> np.ndarray:
     series = np.full(int(rounds["round"].max()) + 1 if len(rounds) else 0, np.nan)
     series[mine["round"].to_numpy(dtype=int)] = mine.median_ms.to_numpy()
     return series
-
-
-def device_of(backend: str) -> str:
-    return get_backend(backend).device
 
 
 def comparison_notes(rows) -> list[str]:
