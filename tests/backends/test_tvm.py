@@ -81,6 +81,44 @@ def test_the_compile_applies_the_database_and_matches_the_reference(
     assert tvm_backend.scheduled_functions(applied) == len(facts["tasks"])
 
 
+def test_tuned_weights_are_packed_once_at_compile_time_not_in_every_run(tuned, tiny_onnx):
+    """The tuned convolutions read their weights in the tiled layout they were scheduled for;
+    that re-layout is split out and folded into the constants, so main never calls it."""
+    folder, facts = tuned
+    prepared = tvm_backend.load_prepared(Path(tiny_onnx["static"]), facts["target"])
+    packed = tvm_backend.pack_weights(tvm_backend.apply_database(prepared, folder, facts["target"]))
+    names = {gv.name_hint for gv in packed.get_global_vars()}
+    packers = sorted(
+        n.removesuffix("_weight_prepack") for n in names if n.endswith("_weight_prepack")
+    )
+    assert packers, f"no tuned operator reads its weights in a packed layout: {sorted(names)}"
+    main = packed["main"].script()
+    assert "_weight_prepack" not in main, "the weight re-layout would run on every call"
+    for operator in packers:
+        assert f"{operator}_prepacked" in main
+
+
+def test_the_builder_keeps_its_worker_processes_from_round_to_round():
+    """The stock builder starts fresh workers (each importing TVM and torch, ~6 s here) for
+    every round; ours builds the next round in the same processes."""
+    import tvm
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+
+    a = tvm.te.placeholder((8,), name="a")
+    kernel = tvm.te.create_prim_func([a, tvm.te.compute((8,), lambda i: a[i] + 1)])
+    job = BuilderInput(tvm.IRModule({"main": kernel}), tvm.target.Target({"kind": "llvm"}))
+    builder = tvm_backend._pooled_builder(1)
+    try:
+        rounds = []
+        for _ in range(2):
+            (result,) = builder.build([job])
+            assert result.error_msg is None, result.error_msg
+            rounds.append({w._proc.pid for w in builder.pool._worker_map.values()})
+        assert len(rounds[0]) == 1 and rounds[0] == rounds[1], rounds
+    finally:
+        builder.shutdown()
+
+
 def test_compiling_without_the_tuning_folder_names_the_stage(tiny_onnx, tmp_path):
     backend = get_backend("tvm")("fp32", 1, None)
     with pytest.raises(InputFileError, match="rerun the tuning stage"):

@@ -45,12 +45,15 @@ INT8_REASON = (
     "TVM's Relax ONNX frontend dequantizes Q/DQ weights and activations and convolves in fp32: "
     "no int8 arithmetic to measure"
 )
-# Per candidate build. MetaSchedule's default 30 s timed out every build here only because its
-# stock build function imports tvm.s_tir.tensor_intrin (~30 s) in each fresh worker, which ours
-# does not; some candidates (heavily unrolled) take LLVM minutes: seen 300 s and more for one
-# EfficientNet stem convolution, time no other candidate of the round could use.
-BUILD_TIMEOUT_S = 60.0
+# Per candidate build: MetaSchedule's own default. (It timed out every build here only while the
+# stock build function imported tvm.s_tir.tensor_intrin in each fresh worker, which ours does
+# not.) A typical candidate builds in about a second; a heavily unrolled one can hold LLVM for
+# minutes (seen: 300 s for an EfficientNet stem convolution, 60 s for a ResNet-18 one), time the
+# rest of the round waits for.
+BUILD_TIMEOUT_S = 30.0
 RUN_TIMEOUT_S = 120.0
+# A builder worker is replaced after this many builds (the stock builder: after every round).
+BUILDS_PER_WORKER = 64
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,15 @@ def import_onnx(path: Path):
 
 
 def prepare(mod, target_spec: dict[str, Any]):
-    """Decompose inference-only ops and fuse: the form both tuning and compiling start from."""
+    """Decompose inference-only ops, fuse, and mark the weights as free to re-layout: the form
+    both tuning and compiling start from.
+
+    The weights (constants here) marked layout-free let MetaSchedule's schedules read each
+    weight in the tiled order they compute in (its CPU rules rewrite their layout); the compile
+    then packs them once (:func:`pack_weights`). This is ``static_shape_tuning``'s
+    ``cpu_weight_prepack``; measured on ResNet-18 b1 at 8 trials per task: 97 ms with it,
+    137 ms without (docs/tvm.md).
+    """
     import tvm
     from tvm import relax
 
@@ -96,8 +107,20 @@ def prepare(mod, target_spec: dict[str, Any]):
                 relax.transform.DecomposeOpsForInference(),
                 relax.transform.CanonicalizeBindings(),
                 relax.get_pipeline("zero"),
+                relax.transform.AttachAttrLayoutFreeBuffers(),
             ]
         )(mod)
+
+
+def pack_weights(mod):
+    """Move each tuned operator's weight re-layout out of the operator and fold it into the
+    constant: the library carries packed weights and no run repeats the packing."""
+    import tvm
+    from tvm import relax
+
+    return tvm.transform.Sequential(
+        [relax.transform.SplitLayoutRewritePreproc(), relax.transform.FoldConstant()]
+    )(mod)
 
 
 def graph_output_names(path: Path) -> list[str]:
@@ -250,6 +273,66 @@ def build_without_tensor_intrinsics(mod, target, _params):
     return tvm_build(mod, target=target)
 
 
+def _pooled_builder(workers: int):
+    """MetaSchedule's local builder, with its worker processes kept across rounds.
+
+    The stock LocalBuilder starts fresh workers for every round (to bound a memory leak of
+    long-lived workers); each imports TVM, and with it torch, which costs ~6 s of a 2-core
+    machine per round, as much as building the round's candidates. Here a worker is replaced
+    after ``BUILDS_PER_WORKER`` builds instead, and after a timeout, as the pool does anyway.
+    The build itself is the stock one (``_worker_func``, our build function, the default
+    export).
+    """
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
+    from tvm.s_tir.meta_schedule.builder.local_builder import _serialize_params
+    from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
+
+    @derived_object
+    class PooledBuilder(PyBuilder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pool = PopenPoolExecutor(
+                max_workers=workers,
+                timeout=BUILD_TIMEOUT_S,
+                maximum_process_uses=BUILDS_PER_WORKER,
+            )
+
+        def build(self, build_inputs):
+            jobs = [
+                (
+                    build_without_tensor_intrinsics,
+                    None,
+                    b.mod,
+                    b.target,
+                    _serialize_params(b.params),
+                )
+                for b in build_inputs
+            ]
+            results = []
+            for outcome in self.pool.map_with_error_catching(_run_build, jobs):
+                if outcome.status == StatusKind.COMPLETE:
+                    results.append(BuilderResult(outcome.value, None))
+                elif outcome.status == StatusKind.TIMEOUT:
+                    results.append(
+                        BuilderResult(None, f"build timed out after {BUILD_TIMEOUT_S:.0f} s")
+                    )
+                else:
+                    results.append(BuilderResult(None, f"build failed: {outcome.value}"))
+            return results
+
+        def shutdown(self) -> None:
+            self.pool.shutdown()
+
+    return PooledBuilder()
+
+
+def _run_build(job):
+    from tvm.s_tir.meta_schedule.builder.local_builder import _worker_func
+
+    return _worker_func(*job)
+
+
 def _dedupe(tasks) -> tuple[list, list[int]]:
     """Tasks with structurally identical workloads (e.g. a layer shared by two batch sizes or
     two models) merged: one task, weights summed, so no workload is tuned twice."""
@@ -268,6 +351,26 @@ def _dedupe(tasks) -> tuple[list, list[int]]:
     return unique, weights
 
 
+def _import_tensor_intrinsics() -> None:
+    """Import tvm.s_tir.tensor_intrin, as every MetaSchedule TuneContext does, in seconds
+    instead of a minute.
+
+    Its TVMScript parser calls ``inspect.stack()`` for each of its ~250 intrinsics, and inspect
+    looks up the module of every frame; for the import system's frozen frames (no
+    ``__file__``) that lookup misses inspect's file cache and rescans all of ``sys.modules``
+    (~2000 with torch loaded, which tvm_ffi imports) each time: 71 s here, before the first
+    trial of every tuning job. Entering those frames' file names in that cache, as inspect
+    does for every module with a file, gives the same answers and took the import to 9 s.
+    """
+    import importlib._bootstrap
+    import importlib._bootstrap_external
+    import inspect
+
+    for module in (importlib._bootstrap, importlib._bootstrap_external):
+        inspect.modulesbyfile.setdefault(f"<frozen {module.__name__}>", module.__name__)
+    import tvm.s_tir.tensor_intrin  # noqa: F401
+
+
 def _tune_contexts(tasks, strategy, threads: int) -> list:
     """One MetaSchedule context per task, as ``extracted_tasks_to_tune_contexts`` makes them,
     but logging to our job log: that helper reconfigures Python logging process-wide (and
@@ -275,6 +378,7 @@ def _tune_contexts(tasks, strategy, threads: int) -> list:
     from tvm.s_tir.meta_schedule import TuneContext
     from tvm.s_tir.meta_schedule.utils import fork_seed
 
+    _import_tensor_intrinsics()
     task_log = logging.getLogger("deploybench.tvm.task")
     task_log.setLevel(logging.WARNING)  # per-task design spaces and traces: megabytes
     return [
@@ -349,29 +453,29 @@ def tune(
             init_min_unmeasured=min(50, settings.population_size),
         )
         contexts = _tune_contexts([tasks[i] for i in to_tune], strategy, threads)
-        ms.tune_tasks(
-            tasks=contexts,
-            task_weights=[float(weights[i]) for i in to_tune],
-            work_dir=str(out_dir),
-            max_trials_global=settings.trials_per_task * len(to_tune),
-            max_trials_per_task=settings.trials_per_task,
-            num_trials_per_iter=min(settings.trials_per_round, settings.trials_per_task),
-            builder=ms.builder.LocalBuilder(
-                f_build=build_without_tensor_intrinsics,
-                timeout_sec=BUILD_TIMEOUT_S,
-                max_workers=threads,
-            ),
-            runner=ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S),
-            database=database,
-            # Every task its budget, in turns: results are joined after each task's round, so
-            # the progress log and the wall-clock cap act within one round (the gradient
-            # scheduler joins nothing until every task had its first round).
-            task_scheduler="round-robin",
-            measure_callbacks=[
-                *ms.measure_callback.MeasureCallback.create("default"),
-                _measure_callback(progress),
-            ],
-        )
+        builder = _pooled_builder(threads)
+        try:
+            ms.tune_tasks(
+                tasks=contexts,
+                task_weights=[float(weights[i]) for i in to_tune],
+                work_dir=str(out_dir),
+                max_trials_global=settings.trials_per_task * len(to_tune),
+                max_trials_per_task=settings.trials_per_task,
+                num_trials_per_iter=min(settings.trials_per_round, settings.trials_per_task),
+                builder=builder,
+                runner=ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S),
+                database=database,
+                # Every task its budget, in turns: results are joined after each task's round,
+                # so the progress log and the wall-clock cap act within one round (the
+                # gradient scheduler joins nothing until every task had its first round).
+                task_scheduler="round-robin",
+                measure_callbacks=[
+                    *ms.measure_callback.MeasureCallback.create("default"),
+                    _measure_callback(progress),
+                ],
+            )
+        finally:
+            builder.shutdown()
     tuned_seconds = time.perf_counter() - progress.started
     # the scheduler numbers the tasks it tuned 0.. in the order of to_tune
     scheduler_id = {task: number for number, task in enumerate(to_tune)}
@@ -451,7 +555,7 @@ def build_library(
 
     mod = load_prepared(graph, target_spec)
     if tuning_dir is not None:
-        mod = apply_database(mod, tuning_dir, target_spec)
+        mod = pack_weights(apply_database(mod, tuning_dir, target_spec))
     with tvm.transform.PassContext(opt_level=opt_level):
         return tvm.compile(mod, target=tvm.target.Target(target_spec))
 
