@@ -340,7 +340,7 @@ def test_a_batch_with_no_passing_configuration_does_not_end_the_recommendations(
 
 
 def test_tuning_rows_show_what_tuning_cost_and_bought_and_why_a_tuning_failed(tmp_path):
-    from deploybench.stages.report import tuning_rows
+    from deploybench.stages.report import _tuning_figure, tuning_rows
 
     tuned = tmp_path / "resnet18" / "tvm"
     failed = tmp_path / "mobilenet" / "tvm"
@@ -390,6 +390,7 @@ def test_tuning_rows_show_what_tuning_cost_and_bought_and_why_a_tuning_failed(tm
     assert by_model["mobilenet"]["status"] == "failed"
     assert by_model["mobilenet"]["note"] == "killed by SIGKILL during tune"
     assert [(p["model"], p["trials_per_task"]) for p in curve] == [("resnet18", 1), ("resnet18", 2)]
+    assert _tuning_figure(curve).startswith("data:image/png;base64,")
 
 
 def test_each_device_gets_its_own_pick_against_its_own_baseline():

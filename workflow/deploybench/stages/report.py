@@ -323,11 +323,16 @@ def _tuning_figure(curve: list[dict[str, Any]]) -> str | None:
     plt, sns = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     sns.lineplot(
-        data=pd.DataFrame(curve), x="trials", y="estimate_ms", hue="model", marker="o", ax=ax
+        data=pd.DataFrame(curve),
+        x="trials_per_task",
+        y="estimate_ms",
+        hue="model",
+        marker="o",
+        ax=ax,
     )
     ax.set_yscale("log")
     ax.set(
-        xlabel="trials measured",
+        xlabel="trials per task (each operator's best of its first k candidates)",
         ylabel="model latency, ms (sum of best operator times; log)",
         title="TVM: what MetaSchedule trials bought",
     )
