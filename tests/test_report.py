@@ -353,7 +353,14 @@ def test_tuning_rows_show_what_tuning_cost_and_bought_and_why_a_tuning_failed(tm
                 "settings": {"trials_per_task": 8, "seed_database": "/db"},
                 "target": {"kind": "llvm", "mcpu": "znver4", "num-cores": 2},
                 "tasks": [
-                    {"name": "conv", "weight": 2, "seed_records": 0, "trials": 8, "best_ms": 1.0},
+                    {
+                        "name": "conv",
+                        "weight": 2,
+                        "seed_records": 0,
+                        "trials": 8,
+                        "best_ms": 1.0,
+                        "failed_trials": 3,
+                    },
                     {"name": "dense", "weight": 1, "seed_records": 3, "trials": 0, "best_ms": None},
                     {"name": "pool", "weight": 1, "seed_records": 0, "trials": 0, "best_ms": None},
                 ],
@@ -386,6 +393,7 @@ def test_tuning_rows_show_what_tuning_cost_and_bought_and_why_a_tuning_failed(tm
     assert ok["gain"] == 3.0 and ok["untuned_ms"] == 90.0 and ok["tuned_ms"] == 30.0
     assert "wall-clock cap reached" in ok["note"]
     assert "1 task(s) without any trial" in ok["note"]
+    assert "3 candidate(s) failed to build or run" in ok["note"]
     assert ok["seed"] == "3 records, 1 tasks not re-tuned (/db)"
     assert by_model["mobilenet"]["status"] == "failed"
     assert by_model["mobilenet"]["note"] == "killed by SIGKILL during tune"

@@ -55,8 +55,15 @@ def test_every_task_gets_its_trials_and_the_curve_falls_to_the_best(tuned):
     assert estimates[-1] == pytest.approx(best_sum, rel=1e-9)
     # what each budget per task would have given: one point per budget, never rising
     budgets = facts["budget_curve"]
-    assert [p["trials_per_task"] for p in budgets] == [1, 2]
-    assert budgets[0]["estimate_ms"] >= budgets[1]["estimate_ms"]
+    budget_points = [p["trials_per_task"] for p in budgets]
+    if any(task["failed_trials"] for task in facts["tasks"]):
+        # a candidate that failed to build or run has no time: a budget whose first k trials
+        # left some task without a time buys no estimate (seen once in a full test run)
+        assert budget_points in ([1, 2], [2]), budget_points
+    else:
+        assert budget_points == [1, 2]
+    estimates = [p["estimate_ms"] for p in budgets]
+    assert estimates == sorted(estimates, reverse=True)
     assert budgets[-1]["estimate_ms"] == pytest.approx(best_sum, rel=1e-9)
     records = (folder / tvm_backend.RECORD_FILE).read_text().splitlines()
     assert len(records) == facts["trials"]

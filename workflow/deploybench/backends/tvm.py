@@ -207,6 +207,10 @@ class TuningProgress:
         best = min(self.history.get(task_id) or [float("inf")])
         return best if np.isfinite(best) else None
 
+    def failed(self, task_id: int) -> int:
+        """Candidates of the task that failed to build or run."""
+        return sum(1 for ms in self.history.get(task_id, []) if not np.isfinite(ms))
+
     def estimate_ms(self, trials_per_task: int | None = None) -> float | None:
         """The model latency MetaSchedule's measurements add up to (each task's best of its
         first ``trials_per_task``, or of all, weighted); None until every task has one."""
@@ -252,6 +256,13 @@ def _measure_callback(progress: TuningProgress):
     class Progress(PyMeasureCallback):
         def apply(self, task_scheduler, task_id, measure_candidates, builder_results, results):
             run_secs = [None if r.error_msg else [float(s) for s in r.run_secs] for r in results]
+            for failed in (r for r in results if r.error_msg):
+                # a candidate that fails to build or run counts as a trial without a time
+                log.warning(
+                    "tuning: a candidate of task %d failed: %s",
+                    task_id,
+                    str(failed.error_msg).strip().splitlines()[0][:300],
+                )
             progress.observe(task_id, run_secs)
             if progress.over_time() and not progress.hit_cap:
                 progress.hit_cap = True
@@ -486,6 +497,7 @@ def tune(
             "seed_records": seeded_trials[i],
             "trials": len(progress.history.get(scheduler_id.get(i), [])),
             "best_ms": progress.best_ms(scheduler_id.get(i)),
+            "failed_trials": progress.failed(scheduler_id.get(i)),
         }
         for i, task in enumerate(tasks)
     ]

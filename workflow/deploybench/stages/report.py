@@ -274,6 +274,7 @@ def tuning_rows(tuning_dirs: list[str]) -> tuple[list[dict[str, Any]], list[dict
         if row["status"] == "ok":
             tasks = facts["tasks"]
             tuned = sum(1 for t in tasks if t["trials"] or t["seed_records"])
+            failed = sum(t.get("failed_trials", 0) for t in tasks)
             target = facts["target"]
             measured = next(iter(facts.get("measured", {}).values()), {})
             untuned, tuned_run = measured.get("untuned", {}), measured.get("tuned", {})
@@ -305,6 +306,9 @@ def tuning_rows(tuning_dirs: list[str]) -> tuple[list[dict[str, Any]], list[dict
                         else "",
                         f"{len(tasks) - tuned} task(s) without any trial run TVM's default code"
                         if tuned < len(tasks)
+                        else "",
+                        f"{failed} candidate(s) failed to build or run (see the tuning log)"
+                        if failed
                         else "",
                     )
                     if n
