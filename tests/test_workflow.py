@@ -646,10 +646,14 @@ PROFILES = [
 ]
 
 
+def _files(outputs):
+    """The planned output files, one by one (a dry run lists a job's outputs on one line)."""
+    return [path for line in outputs for path in line.split(", ")]
+
+
 def _results(outputs):
-    """Every planned result file but the collected tables (a job's outputs one by one)."""
-    files = [path for line in outputs for path in line.split(", ")]
-    return [o for o in files if o.startswith("results/") and o.count("/") > 1]
+    """Every planned result file but the collected tables."""
+    return [o for o in _files(outputs) if o.startswith("results/") and o.count("/") > 1]
 
 
 @pytest.mark.slow
@@ -664,7 +668,7 @@ def test_adding_a_model_plans_only_that_models_chain(finished_run, tmp_path, pro
         snakemake(workdir, "report", "-n", *profile, configfile=changed).stdout
     )
     assert _results(outputs) and all("/tiny_too/" in o for o in _results(outputs))
-    files = [path for line in outputs for path in line.split(", ")]
+    files = _files(outputs)
     assert "results/summary.csv" in files and "reports/report.html" in files
     assert "results/models/tiny_too/model.pt" in _results(outputs)
 

@@ -48,8 +48,8 @@ INT8_REASON = (
 # Per candidate build: MetaSchedule's own default. (It timed out every build here only while the
 # stock build function imported tvm.s_tir.tensor_intrin in each fresh worker, which ours does
 # not.) A typical candidate builds in about a second; a heavily unrolled one can hold LLVM for
-# minutes (seen: 300 s for an EfficientNet stem convolution, 60 s for a ResNet-18 one), time the
-# rest of the round waits for.
+# minutes (seen: 300 s for an EfficientNet stem convolution; a ResNet-18 one ran into the former
+# 60 s limit), time the rest of the round waits for.
 BUILD_TIMEOUT_S = 30.0
 RUN_TIMEOUT_S = 120.0
 # A builder worker is replaced after this many builds (the stock builder: after every round).
