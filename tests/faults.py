@@ -55,6 +55,14 @@ def abort() -> None:
     crash_abort()
 
 
+def hang_after_saying_so(fifo: str) -> None:
+    """Hang in phase "run", after telling the test (through a named pipe) that it is there."""
+    phase("run")
+    with open(fifo, "w") as pipe:
+        pipe.write("running")
+    crash_hang()
+
+
 def hang() -> None:
     phase("run")
     crash_hang()

@@ -1,11 +1,14 @@
 """Backend code runs in a supervised child: each way a native library dies becomes one line."""
 
+import functools
 import os
 import signal
 import threading
 
 import faults
 import pytest
+import slow_import
+from deploybench import isolation
 from deploybench.errors import ConfigError
 from deploybench.isolation import (
     CallFailed,
@@ -64,11 +67,39 @@ def test_a_users_error_still_stops_the_job(tmp_path):
 
 
 def test_a_real_sigsegv_sent_to_the_running_child(tmp_path):
-    def send_segv(pid: int) -> None:
-        threading.Timer(1.0, os.kill, (pid, signal.SIGSEGV)).start()
+    # The signal is sent once the child says it is running (a named pipe), never after a timer:
+    # on a loaded host the child's start-up alone can outlast any fixed delay.
+    fifo = tmp_path / "running"
+    os.mkfifo(fifo)
+
+    def send_segv_once_running(pid: int) -> None:
+        def wait_then_kill() -> None:
+            with open(fifo) as pipe:  # blocks until the child has written and closed its end
+                if pipe.read() == "running":
+                    os.kill(pid, signal.SIGSEGV)
+
+        threading.Thread(target=wait_then_kill, daemon=True).start()
 
     with pytest.raises(ChildDied, match="^killed by SIGSEGV during run$"):
-        run_isolated(faults.hang, Limits(seconds=60), str(tmp_path / "job.log"), send_segv)
+        run_isolated(
+            functools.partial(faults.hang_after_saying_so, str(fifo)),
+            Limits(seconds=600),
+            str(tmp_path / "job.log"),
+            send_segv_once_running,
+        )
+
+
+def test_the_time_limit_starts_when_the_childs_start_up_is_over(tmp_path):
+    # importing the work's module takes longer than the limit; the work itself takes no time
+    assert slow_import.IMPORT_SECONDS > 2
+    assert run_isolated(slow_import.answer, Limits(seconds=2), str(tmp_path / "job.log")) == 42
+
+
+def test_a_child_that_never_starts_is_killed_at_the_start_up_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(isolation, "STARTUP_SECONDS", 0.0)
+    monkeypatch.setattr(isolation, "START_POLL_SECONDS", 0.0)
+    with pytest.raises(ChildDied, match=r"^no result after 0 s during start-up: timed out"):
+        run_isolated(faults.answer, NO_LIMITS, str(tmp_path / "job.log"))
 
 
 def test_the_kernels_oom_killer_is_told_apart_from_other_kills():
@@ -100,6 +131,18 @@ def test_a_worker_call_past_the_time_limit_is_killed(tmp_path):
     with pytest.raises(ChildDied, match="^no result after 1 s"):
         worker.call("hang")
     worker.close()
+
+
+def test_a_workers_start_up_does_not_count_against_its_time_limit(tmp_path):
+    assert slow_import.IMPORT_SECONDS > 2
+    with Worker(slow_import.Ready, Limits(seconds=2), str(tmp_path / "job.log")) as worker:
+        assert worker.call("echo", 7) == 7
+
+
+def test_a_worker_that_never_starts_is_killed_at_the_start_up_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(isolation, "STARTUP_SECONDS", 0.0)
+    with pytest.raises(ChildDied, match=r"^no result after 0 s during start-up: timed out"):
+        Worker(faults.Tally, NO_LIMITS, str(tmp_path / "job.log"))
 
 
 def test_a_worker_above_the_memory_cap_is_killed(tmp_path):

@@ -45,7 +45,8 @@ def test_duration_floor_extends_a_fast_step_beyond_the_minimum_count():
     settings = TimingSettings(**{**FAST.__dict__, "min_iterations": 2, "min_seconds": 0.2})
     attempt = timing.measure(Counter(sleep=0.001), settings)
     assert attempt.measure_seconds >= 0.2
-    assert len(attempt.latencies_ms) > 20
+    # more than the minimum count, however slowly a loaded host sleeps
+    assert len(attempt.latencies_ms) > settings.min_iterations
 
 
 def test_time_limit_stops_a_slow_step_and_says_so():

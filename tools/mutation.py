@@ -1,12 +1,21 @@
-"""Mutation testing of the measuring and judging core, with cosmic-ray.
+"""Mutation testing of the measuring and judging core: cosmic-ray's syntactic operators, and our
+own semantic mutants.
 
     python tools/mutation.py [--module stats ...] [--timeout 120] [--keep DIR]
+    python tools/mutation.py --semantic [--module decide ...] [--mutant ID ...] [--tests-at REV]
 
 Each module is mutated one small change at a time (an operator swapped, a constant nudged, a
 comparison flipped, a condition negated...) and its own fast tests are run against every
 mutant: a mutant the tests still pass "survived", i.e. the tests would not notice that bug.
 Prints, per module, the mutants, killed, survived and the score (killed / (killed + survived)),
 then every survivor's diff. Slow (minutes per module on 2 cores): not a CI gate.
+
+``--semantic`` runs the hand-written mutants of ``tools/mutants/<module>.toml`` instead: the
+bugs a person makes while refactoring, which cosmic-ray's operator swaps do not make
+(a statement deleted, a median taken as a mean, two arguments of one type swapped, one field
+read for another). Each is one exact text replacement; its score is printed per kind.
+``--tests-at REV`` runs them against the tests as they were at a git revision (the score
+before a change to the tests).
 
 The work happens in a copy of the project under a temporary folder (cosmic-ray mutates the
 files in place), so the checkout is never touched, even by a run killed half-way.
@@ -21,10 +30,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "workflow/deploybench"
+SEMANTIC_MUTANTS = REPO / "tools" / "mutants"
+# the kinds of semantic mutant, each scored on its own
+SEMANTIC_KINDS = (
+    "statement-deletion",
+    "median-mean",
+    "swapped-arguments",
+    "field-substitution",
+    "condition",
+)
 
 # module -> (file, the fast tests that own it)
 TARGETS = {
@@ -43,8 +63,13 @@ TARGETS = {
             "tests/test_stages.py::test_a_comparison_survives_a_crashing_worker_and_a_failed_compile",
         ],
     ),
-    "decide": ("stages/decide.py", ["tests/test_report.py", "tests/test_placement.py"]),
+    "decide": (
+        "stages/decide.py",
+        ["tests/test_decide.py", "tests/test_report.py", "tests/test_placement.py"],
+    ),
     "collect": ("stages/collect.py", ["tests/test_collect.py"]),
+    "report": ("stages/report.py", ["tests/test_report.py", "tests/test_placement.py"]),
+    "plan": ("plan.py", ["tests/test_settings_and_plan.py"]),
 }
 
 # Replacements with no meaning for this code (bit operations, shifts, powers and modulo of
@@ -129,16 +154,110 @@ def mutate(name: str, workdir: Path, timeout: float) -> dict:
     return {"counts": counts, "survivors": survivors}
 
 
+def semantic_mutants(name: str) -> list[dict]:
+    """The module's hand-written mutants, each checked to apply to exactly one place."""
+    path = SEMANTIC_MUTANTS / f"{name}.toml"
+    if not path.exists():
+        return []
+    mutants = tomllib.loads(path.read_text())["mutant"]
+    source = (REPO / PACKAGE / TARGETS[name][0]).read_text()
+    for mutant in mutants:
+        if mutant["kind"] not in SEMANTIC_KINDS:
+            raise SystemExit(f"{path.name} {mutant['id']}: kind must be one of {SEMANTIC_KINDS}")
+        found = source.count(mutant["find"])
+        if found != 1:
+            raise SystemExit(
+                f"{path.name} {mutant['id']}: its `find` text occurs {found} times in "
+                f"{TARGETS[name][0]}; it must occur exactly once (quote more of the line)"
+            )
+    return mutants
+
+
+def run_tests(tests: list[str], workdir: Path, timeout: float) -> bool:
+    """Whether the tests pass in the copy (a timeout counts as a failure: the mutant hangs)."""
+    present = [t for t in tests if (workdir / t.split("::")[0]).exists()]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *present]
+    env = dict(os.environ, PYTHONPATH=str(workdir / "workflow"))
+    try:
+        result = subprocess.run(
+            command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return result.returncode == 0
+
+
+def mutate_semantic(name: str, workdir: Path, timeout: float, only: set[str]) -> dict:
+    module_file, tests = TARGETS[name]
+    target = workdir / PACKAGE / module_file
+    original = target.read_text()
+    if not run_tests(tests, workdir, timeout):
+        raise SystemExit(f"{name}: the tests fail without any mutation")
+    outcomes = []
+    try:
+        for mutant in semantic_mutants(name):
+            if only and mutant["id"] not in only:
+                continue
+            target.write_text(original.replace(mutant["find"], mutant["replace"], 1))
+            killed = not run_tests(tests, workdir, timeout)
+            outcomes.append({**mutant, "killed": killed})
+            print(f"  {name} {mutant['id']}: {'killed' if killed else 'SURVIVED'}", flush=True)
+    finally:
+        target.write_text(original)
+    return {"mutants": outcomes}
+
+
+def print_semantic(results: dict) -> None:
+    for name, result in results.items():
+        killed = Counter(m["kind"] for m in result["mutants"] if m["killed"])
+        total = Counter(m["kind"] for m in result["mutants"])
+        per_kind = ", ".join(f"{kind} {killed[kind]}/{total[kind]}" for kind in sorted(total))
+        score = sum(killed.values()) / sum(total.values()) if total else None
+        shown = "-" if score is None else f"{score:.0%}"
+        counted = f"{sum(killed.values())}/{sum(total.values())}"
+        print(f"{name:>8}: {counted} killed ({shown}); {per_kind}")
+        for mutant in result["mutants"]:
+            if not mutant["killed"]:
+                print(f"    survived {mutant['id']} ({mutant['kind']}): {mutant['why']}")
+
+
+def tests_at(revision: str, workdir: Path) -> None:
+    """Replace the copy's tests with the tests as they were at ``revision``."""
+    shutil.rmtree(workdir / "tests")
+    archive = subprocess.run(
+        ["git", "archive", revision, "tests"], cwd=REPO, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(workdir)], input=archive.stdout, check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", action="append", choices=sorted(TARGETS))
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant's tests")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--semantic", action="store_true", help="the hand-written mutants")
+    parser.add_argument("--mutant", action="append", default=[], help="only this mutant (by id)")
+    parser.add_argument("--tests-at", help="with --semantic: the tests of this git revision")
     args = parser.parse_args()
     workdir = Path(args.keep or tempfile.mkdtemp(prefix="mutation-"))
     workdir.mkdir(parents=True, exist_ok=True)
     copy_project(workdir)
+    if args.semantic:
+        if args.tests_at:
+            tests_at(args.tests_at, workdir)
+        modules = args.module or [n for n in TARGETS if semantic_mutants(n)]
+        results = {}
+        try:
+            for name in modules:
+                results[name] = mutate_semantic(name, workdir, args.timeout, set(args.mutant))
+        finally:
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+        print_semantic(results)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+        return
     results = {}
     try:
         for name in args.module or list(TARGETS):

@@ -28,6 +28,13 @@ from typing import Any
 
 # How often the parent wakes while it waits: to check the deadline and the child's memory.
 POLL_SECONDS = 1.0
+# ... and while the child starts, to begin the work's time limit when the work does.
+START_POLL_SECONDS = 0.05
+# The child's own start-up (the interpreter, unpickling the work and importing its modules) is
+# not the work: it is bounded apart, so that a time limit means the same on a loaded host,
+# where starting Python with numpy and a backend module takes seconds, as on a quiet one.
+STARTUP_SECONDS = 300.0
+STARTUP = "start-up"
 _PHASE_FILE = "DEPLOYBENCH_PHASE_FILE"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # cgroup v2 counter of the kernel's OOM kills in this container, where the kernel exposes it.
@@ -78,6 +85,12 @@ def phase(name: str) -> None:
     path = os.environ.get(_PHASE_FILE)
     if path:
         Path(path).write_text(name)
+
+
+def started() -> None:
+    """Said by the child once its work is unpickled, its modules imported: the time limit
+    starts now (no phase named yet)."""
+    phase("")
 
 
 def _oom_kills() -> int | None:
@@ -177,7 +190,7 @@ def run_isolated(
             )
         if on_start is not None:
             on_start(child.pid)
-        returncode, timed_out, over_cap, peak = _wait(child, limits)
+        returncode, timed_out_after, over_cap, peak = _wait(child, limits, phase_file)
         if result.exists():
             outcome, value = pickle.loads(result.read_bytes())
             if outcome == "hard":
@@ -187,9 +200,9 @@ def run_isolated(
         raise ChildDied(
             describe_death(
                 returncode,
-                phase_file.read_text() if phase_file.exists() else "",
+                phase_file.read_text() if phase_file.exists() else STARTUP,
                 _last_lines(log, start_offset),
-                timed_out_after=limits.seconds if timed_out else None,
+                timed_out_after=timed_out_after,
                 memory_cap_mb=limits.memory_mb if over_cap else None,
                 peak_rss_mb=peak,
                 oom_killed=None not in (oom_before, oom_after) and oom_after > oom_before,
@@ -197,35 +210,50 @@ def run_isolated(
         )
 
 
-def _wait(child: subprocess.Popen, limits: Limits) -> tuple[int, bool, bool, float | None]:
-    """Wait for the child; kill its process group past the deadline or the memory cap."""
-    deadline = None if limits.seconds is None else time.monotonic() + limits.seconds
+def _wait(
+    child: subprocess.Popen, limits: Limits, phase_file: Path
+) -> tuple[int, float | None, bool, float | None]:
+    """Wait for the child; kill its process group past a deadline or the memory cap.
+
+    Returns the exit status, the limit it was killed at (None if it was not timed out), whether
+    it went over the memory cap, and its peak RSS. The work's time limit starts when the child
+    has started (its phase file exists); until then the start-up limit applies.
+    """
+    deadline = time.monotonic() + STARTUP_SECONDS
+    limit: float | None = STARTUP_SECONDS
+    running = False
     peak: float | None = None
-    timed_out = over_cap = False
+    timed_out_after: float | None = None
+    over_cap = False
     try:
         pidfd = os.pidfd_open(child.pid)
     except (AttributeError, OSError):
         pidfd = None  # no pidfd (old kernel): Popen.wait polls instead
     try:
         while True:
+            interval = POLL_SECONDS if running else START_POLL_SECONDS
             if pidfd is not None:
                 # sleeps in the kernel until the child ends or the poll interval passes
-                select.select([pidfd], [], [], POLL_SECONDS)
+                select.select([pidfd], [], [], interval)
                 if child.poll() is not None:
-                    return child.returncode, timed_out, over_cap, peak
+                    return child.returncode, timed_out_after, over_cap, peak
             else:
                 try:
-                    return child.wait(timeout=POLL_SECONDS), timed_out, over_cap, peak
+                    return child.wait(timeout=interval), timed_out_after, over_cap, peak
                 except subprocess.TimeoutExpired:
                     pass
+            if not running and phase_file.exists():
+                running = True
+                limit = limits.seconds
+                deadline = None if limit is None else time.monotonic() + limit
             rss = _rss_mb(child.pid)
             if rss is not None:
                 peak = max(peak or 0.0, rss)
             if limits.memory_mb is not None and rss is not None and rss > limits.memory_mb:
                 over_cap = True
                 _kill_group(child)
-            elif deadline is not None and time.monotonic() > deadline:
-                timed_out = True
+            elif deadline is not None and time.monotonic() > deadline and timed_out_after is None:
+                timed_out_after = limit
                 _kill_group(child)
     finally:
         if pidfd is not None:
@@ -261,12 +289,16 @@ class Worker:
                 ["--serve"], self._phase_file, subprocess.PIPE, subprocess.PIPE, output
             )
         self.pid = self._child.pid
-        self._send(setup)
-        self._receive()
+        try:
+            self._send(setup)
+            self._receive(self._limits.seconds, starting=True)
+        except BaseException:
+            self.close()
+            raise
 
     def call(self, method: str, *args: Any) -> Any:
         self._send((method, args))
-        return self._receive()
+        return self._receive(self._limits.seconds)
 
     def close(self) -> None:
         if self._child.poll() is None:
@@ -288,46 +320,60 @@ class Worker:
             pickle.dump(message, self._child.stdin)
             self._child.stdin.flush()
         except (BrokenPipeError, OSError):
-            self._died(timed_out=False)
+            self._died()
 
-    def _receive(self) -> Any:
-        deadline = None if self._limits.seconds is None else time.monotonic() + self._limits.seconds
+    def _receive(self, seconds: float | None, starting: bool = False) -> Any:
+        """The child's reply within ``seconds``; while ``starting``, the limit begins only when
+        the child has said it started (its phase file exists), bounded by the start-up limit."""
+        now = time.monotonic()
+        start_deadline = now + STARTUP_SECONDS
+        deadline = None if starting or seconds is None else now + seconds
         while True:
-            wait = POLL_SECONDS if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([self._child.stdout], [], [], min(wait, POLL_SECONDS))
+            interval = START_POLL_SECONDS if starting else POLL_SECONDS
+            wait = interval if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._child.stdout], [], [], min(wait, interval))
             if ready:
                 break
             if self._child.poll() is not None:
-                self._died(timed_out=False)
+                self._died()
             rss = _rss_mb(self._child.pid)
             cap = self._limits.memory_mb
             if rss is not None and cap is not None and rss > cap:
                 _kill_group(self._child)
                 self._child.wait()
-                self._died(timed_out=False, peak_rss_mb=rss)
-            if deadline is not None and time.monotonic() >= deadline:
+                self._died(peak_rss_mb=rss)
+            if starting and self._phase_file.exists():
+                starting = False
+                deadline = None if seconds is None else time.monotonic() + seconds
+            elif starting and time.monotonic() >= start_deadline:
                 _kill_group(self._child)
                 self._child.wait()
-                self._died(timed_out=True)
+                self._died(timed_out_after=STARTUP_SECONDS)
+            elif deadline is not None and time.monotonic() >= deadline:
+                _kill_group(self._child)
+                self._child.wait()
+                self._died(timed_out_after=seconds)
         try:
             outcome, value = pickle.load(self._child.stdout)
         except (EOFError, pickle.UnpicklingError, OSError):
             self._child.wait()
-            self._died(timed_out=False)
+            self._died()
         if outcome == "hard":
             raise value
         if outcome == "error":
             raise CallFailed(value)
         return value
 
-    def _died(self, timed_out: bool, peak_rss_mb: float | None = None) -> None:
+    def _died(self, timed_out_after: float | None = None, peak_rss_mb: float | None = None) -> None:
         returncode = self._child.wait()
+        # no phase file yet: the child had not started
+        phase_name = self._phase_file.read_text() if self._phase_file.exists() else STARTUP
         raise ChildDied(
             describe_death(
                 returncode,
-                self._phase_file.read_text() if self._phase_file.exists() else "",
+                phase_name,
                 _last_lines(self._log, self._start_offset),
-                timed_out_after=self._limits.seconds if timed_out else None,
+                timed_out_after=timed_out_after,
                 memory_cap_mb=self._limits.memory_mb if peak_rss_mb is not None else None,
                 peak_rss_mb=peak_rss_mb,
             )

@@ -4,9 +4,10 @@
 ``("ok", value)`` or ``("hard", error)`` (a user's error the parent re-raises) to RESULT.
 Its stdout and stderr are the job's log.
 
-``python -m deploybench.worker --serve``: read a setup callable, then calls, from stdin; build
-the server with the setup, answer each call with one pickled ``(outcome, value)`` on the
-original stdout. What libraries print goes to stderr, the job's log.
+``python -m deploybench.worker --serve``: read a setup callable, then calls, from stdin; say
+it started once the setup is unpickled, build the server with the setup, answer each call
+with one pickled ``(outcome, value)`` on the original stdout. What libraries print goes to
+stderr, the job's log.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from .entry import configure_logging
 from .io import atomic_path
+from .isolation import started
 from .records import HARD_ERRORS, first_line
 
 
@@ -26,6 +28,7 @@ def main(job_path: str, result_path: str) -> None:
     configure_logging(None)  # to stderr, which is the job's log
     logging.getLogger("deploybench").info("worker pid %d started", os.getpid())
     work = pickle.loads(Path(job_path).read_bytes())
+    started()
     try:
         outcome = ("ok", work())
     except HARD_ERRORS as exc:
@@ -48,6 +51,8 @@ def serve() -> None:
             return
         if message is None:
             return
+        if server is None:
+            started()  # the setup is unpickled, its modules imported
         try:
             if server is None:
                 server, value = message(), None

@@ -73,6 +73,7 @@ def _measure_configuration(
     with backend.load(artifact_dir) as runner:
         load_seconds = time.perf_counter() - start
         phase("timing")
+        log.info("loaded in %.2f s; timing", load_seconds)
         # Device work only: outputs may stay on the device (parity asks for host copies).
         result = time_runner(
             functools.partial(runner.run, data), settings, device_ms=runner.device_clock()
