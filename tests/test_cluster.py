@@ -46,14 +46,25 @@ EXPERIMENT = {
 }
 
 
+# Set by .ci/run: CI runs as root on Debian, where the cluster tests can always run; a skip
+# there would hide them, so only an unreachable package mirror may skip (and says so).
+EXPECTED = os.environ.get("DEPLOYBENCH_EXPECT_CLUSTER") == "1"
+
+
+def not_running(reason: str, unreachable: bool = False):
+    if EXPECTED and not unreachable:
+        pytest.fail(f"the cluster tests are expected to run here (CI) but cannot: {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.skip("snakemake-executor-plugin-slurm not installed (pip install -e '.[slurm]')")
+        not_running("snakemake-executor-plugin-slurm not installed (pip install -e '.[slurm]')")
     try:
         running = slurm_cluster.start()
     except slurm_cluster.Unavailable as exc:
-        pytest.skip(str(exc))
+        not_running(str(exc), unreachable=isinstance(exc, slurm_cluster.Unreachable))
     yield running
     running.stop()
 
@@ -186,3 +197,14 @@ def test_an_unreachable_controller_stops_the_run_before_any_job(cluster, tmp_pat
     assert result.returncode != 0
     assert "slurmctld is not reachable" in result.stdout + result.stderr
     assert seconds < 120 and not (tmp_path / "results").exists()
+
+
+def test_a_skip_fails_where_the_cluster_tests_are_expected_to_run(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "EXPECTED", True)
+    with pytest.raises(pytest.fail.Exception, match="expected to run here .*needs root"):
+        not_running("SLURM is not installed and cannot be (needs root and apt-get)")
+    with pytest.raises(pytest.skip.Exception, match="timed out"):
+        not_running("apt-get install timed out after 300 s", unreachable=True)
+    monkeypatch.setattr(sys.modules[__name__], "EXPECTED", False)
+    with pytest.raises(pytest.skip.Exception, match="needs root"):
+        not_running("SLURM is not installed and cannot be (needs root and apt-get)")
