@@ -1,4 +1,5 @@
 import json
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
@@ -424,3 +425,371 @@ def test_each_device_gets_its_own_pick_against_its_own_baseline():
     # a device where only the baseline ran says so, under its own name
     notes = comparison_notes(pd.concat([cpu, gpu[gpu.backend == "pytorch_cuda"]]))
     assert notes == ["batch 1 on cuda: nothing to compare side by side: only the baseline ran"]
+
+
+def config_rows(*rows):
+    """Summary rows that ran, one per dict (model "m", status "ok" unless said otherwise)."""
+    full = [{"model": "m", "shape": "dynamic", "batch": 1, "status": "ok", **row} for row in rows]
+    return pd.DataFrame(full).reindex(columns=summary_columns())
+
+
+def test_only_configurations_that_fail_parity_are_marked_in_the_figures():
+    from deploybench.stages.report import figure_rows
+
+    rows = config_rows(
+        {"backend": "pytorch", "precision": "fp32", "parity_verdict": "pass"},
+        {"backend": "onnxruntime", "precision": "fp32", "parity_verdict": "inconclusive"},
+        {"backend": "onnxruntime", "precision": "int8", "parity_verdict": "fail"},
+        {
+            "backend": "openvino",
+            "precision": "fp32",
+            "shape": "static_b1",
+            "parity_verdict": "pass",
+        },
+        {"backend": "openvino", "precision": "int8", "parity_verdict": "fail", "status": "failed"},
+        {"backend": "tvm", "precision": "fp32", "status": "skipped"},
+    )
+    assert figure_rows(rows)["config"].tolist() == [
+        "pytorch fp32 dynamic",
+        "onnxruntime fp32 dynamic",
+        "onnxruntime int8 dynamic  ✗ fails parity",
+        "openvino fp32 static_b1",
+    ]
+
+
+def speedup_row(backend, precision, batch, speedup, ci_low, ci_high, parity="pass"):
+    return {"backend": backend, "precision": precision, "batch": batch, "cmp_speedup": speedup,
+            "cmp_speedup_ci_low": ci_low, "cmp_speedup_ci_high": ci_high,
+            "parity_verdict": parity}  # fmt: skip
+
+
+# Every bar's CI differs from every other's, on both sides, so that a whisker taken from another
+# column or another row shows. onnxruntime fp32 is best at batch 8 (3.0) and ranks by that, above
+# openvino fp32 (2.7), though its mean over batches (2.5) is below.
+SPEEDUPS = config_rows(
+    speedup_row("pytorch", "fp32", 1, 1.0, 0.95, 1.10),
+    speedup_row("onnxruntime", "fp32", 1, 2.0, 1.5, 2.8),
+    speedup_row("onnxruntime", "fp32", 8, 3.0, 2.9, 3.05),
+    speedup_row("openvino", "fp32", 8, 2.7, 2.6, 2.75),
+    speedup_row("openvino", "int8", 1, 4.0, 3.0, 4.5, parity="fail"),
+    {"backend": "tvm", "precision": "fp32", "batch": 8},  # not compared: no bar
+)
+SPEEDUP_LABELS = [
+    "openvino int8 dynamic  ✗ fails parity",
+    "onnxruntime fp32 dynamic",
+    "openvino fp32 dynamic",
+    "pytorch fp32 dynamic",
+]
+# (label, batch) -> (speedup, CI low, CI high), as SPEEDUPS gives them
+SPEEDUP_BARS = {
+    ("pytorch fp32 dynamic", 1): (1.0, 0.95, 1.10),
+    ("onnxruntime fp32 dynamic", 1): (2.0, 1.5, 2.8),
+    ("onnxruntime fp32 dynamic", 8): (3.0, 2.9, 3.05),
+    ("openvino fp32 dynamic", 8): (2.7, 2.6, 2.75),
+    ("openvino int8 dynamic  ✗ fails parity", 1): (4.0, 3.0, 4.5),
+}
+
+
+def test_speedup_bars_sit_in_their_own_rows_with_whiskers_at_their_own_ci():
+    from deploybench.stages.report import figure_rows, speedup_bars
+
+    labels, bars = speedup_bars(figure_rows(SPEEDUPS))
+    assert labels == SPEEDUP_LABELS  # the largest speedup on top
+    drawn = {
+        (bar["config"], bar["batch"]): (
+            bar["speedup"],
+            bar["speedup"] - bar["error_below"],
+            bar["speedup"] + bar["error_above"],
+        )
+        for bar in bars
+    }
+    assert len(bars) == len(drawn)
+    assert drawn == {key: pytest.approx(value) for key, value in SPEEDUP_BARS.items()}
+    for bar in bars:
+        row = labels.index(bar["config"])  # each bar inside its own label's band
+        assert abs(bar["y"] - row) + bar["height"] / 2 <= 0.4 + 1e-9
+    # two batches share a band without overlapping
+    onnxruntime = sorted(b["y"] for b in bars if b["config"] == "onnxruntime fp32 dynamic")
+    assert onnxruntime[1] - onnxruntime[0] >= bars[0]["height"]
+
+
+def test_the_speedup_figure_draws_each_bar_and_whisker_of_its_data():
+    from deploybench.stages.report import _pyplot, _speedup_figure, figure_rows, speedup_bars
+
+    plt, sns = _pyplot()
+    labels, bars = speedup_bars(figure_rows(SPEEDUPS))
+    figure = _speedup_figure(plt, sns, "m", labels, bars)
+    try:
+        (ax,) = figure.axes
+        assert [tick.get_text() for tick in ax.get_yticklabels()] == SPEEDUP_LABELS
+        assert ax.yaxis_inverted()  # the first label on top
+        drawn_bars = sorted(
+            (round(p.get_y() + p.get_height() / 2, 6), p.get_width()) for p in ax.patches
+        )
+        whiskers = sorted(
+            (round(y0, 6), x0, x1)
+            for container in ax.containers
+            if hasattr(container, "has_xerr")
+            for (x0, y0), (x1, _) in container.lines[2][0].get_segments()
+        )
+    finally:
+        plt.close(figure)
+    y_of = {(bar["config"], bar["batch"]): round(bar["y"], 6) for bar in bars}
+    expected = {y_of[key]: value for key, value in SPEEDUP_BARS.items()}
+    assert drawn_bars == sorted((y, speedup) for y, (speedup, _, _) in expected.items())
+    assert whiskers == [
+        (y, pytest.approx(low), pytest.approx(high))
+        for y, (_, low, high) in sorted(expected.items())
+    ]
+
+
+def latency_rows(model, backend, latencies, batch=1):
+    return [
+        {"model": model, "backend": backend, "precision": "fp32", "shape": "dynamic",
+         "batch": batch, "iteration": i, "latency_ms": value}
+        for i, value in enumerate(latencies)
+    ]  # fmt: skip
+
+
+def test_latency_rows_are_this_models_own_iterations_ordered_by_median():
+    from deploybench.stages.report import latency_boxes
+
+    # onnxruntime: lowest median, but a slow tail makes its mean the highest
+    latencies = pd.DataFrame(
+        latency_rows("m", "pytorch", [2.0, 2.0, 2.0, 2.0, 2.0])
+        + latency_rows("m", "onnxruntime", [1.0, 1.0, 1.0, 1.0, 100.0])
+        + latency_rows("m", "onnxruntime", [1.5, 1.5, 1.5], batch=8)
+        + latency_rows("other", "openvino", [0.5, 0.5, 0.5])
+    )
+    order, boxes = latency_boxes("m", latencies)
+    assert order == ["onnxruntime fp32 dynamic", "pytorch fp32 dynamic"]
+    assert sorted(map(tuple, boxes[["config", "batch", "latency_ms"]].to_numpy().tolist())) == [
+        *[("onnxruntime fp32 dynamic", 1, 1.0)] * 4,
+        ("onnxruntime fp32 dynamic", 1, 100.0),
+        *[("onnxruntime fp32 dynamic", 8, 1.5)] * 3,
+        *[("pytorch fp32 dynamic", 1, 2.0)] * 5,
+    ]
+    assert latency_boxes("absent", latencies)[0] == []
+
+
+def test_throughput_lines_are_one_per_backend_and_precision_over_the_batch_sizes():
+    from deploybench.stages.report import figure_rows, throughput_lines
+
+    def point(precision, shape, batch, throughput):
+        return {"backend": "onnxruntime", "precision": precision, "shape": shape, "batch": batch,
+                "throughput_per_s": throughput, "parity_verdict": "pass"}  # fmt: skip
+
+    rows = figure_rows(
+        config_rows(
+            point("fp32", "dynamic", 1, 100.0),
+            point("fp32", "dynamic", 8, 400.0),
+            point("int8", "static_b1", 1, 200.0),
+            point("int8", "static_b8", 8, 900.0),
+        )
+    )
+    lines = throughput_lines(rows)
+    assert sorted(map(tuple, lines.to_numpy().tolist())) == [
+        ("onnxruntime fp32", "dynamic", 1, 100.0),
+        ("onnxruntime fp32", "dynamic", 8, 400.0),
+        ("onnxruntime int8", "static_b1", 1, 200.0),
+        ("onnxruntime int8", "static_b8", 8, 900.0),
+    ]
+    assert throughput_lines(rows[rows.batch == 1]).empty  # one batch size: no curve to draw
+
+
+def test_table_rows_show_sizes_in_megabytes_and_note_only_the_noisy_rows(tmp_path):
+    from deploybench.stages.report import table_rows
+
+    rows = config_rows(
+        {"backend": "pytorch", "precision": "fp32", "noisy": False, "noise": "",
+         "compile_artifact_bytes": 46_800_000},
+        {"backend": "onnxruntime", "precision": "fp32", "noisy": True,
+         "noise": "cv 0.31 > 0.15", "compile_artifact_bytes": 2_500_000},
+        {"backend": "onnxruntime", "precision": "int8", "noisy": False, "noise": "",
+         "compile_artifact_bytes": 12_000_000},
+        {"backend": "openvino", "precision": "fp32", "noisy": True, "noise": "foreign cpu 1.2",
+         "vendor_tool": "benchmark_app", "vendor_median_ms": 9.5, "median_ms": 12.0},
+        {"backend": "openvino", "precision": "int8", "vendor_tool": "benchmark_app",
+         "vendor_median_ms": 4.25, "median_ms": 5.0},
+    )  # fmt: skip
+    # as the report reads them: from the CSV, where an unset flag is an empty cell
+    rows.to_csv(tmp_path / "summary.csv", index=False)
+    table = table_rows(pd.read_csv(tmp_path / "summary.csv"))
+    assert [row["note"] for row in table] == [
+        "",
+        "noisy: cv 0.31 > 0.15",
+        "",
+        "noisy: foreign cpu 1.2; benchmark_app: 9.5 ms",
+        "benchmark_app: 4.25 ms",
+    ]
+    assert [row["artifact_mb"] for row in table[:3]] == pytest.approx([46.8, 2.5, 12.0])
+
+
+def test_crosscheck_rows_explain_the_ratio_with_the_drift_and_show_ours_after_the_tool():
+    from deploybench.stages.report import crosscheck_rows
+
+    summary = config_rows(
+        # 30% apart while our own median moved only 2%: not drift
+        {"backend": "openvino", "precision": "fp32", "vendor_tool": "benchmark_app",
+         "vendor_ratio": 1.30, "vendor_drift": 1.02, "vendor_ours_before_ms": 10.0,
+         "vendor_ours_after_ms": 10.2},
+        # 5% apart while ours moved 30%: within tolerance, nothing to explain
+        {"backend": "openvino", "precision": "int8", "vendor_tool": "benchmark_app",
+         "vendor_ratio": 1.05, "vendor_drift": 1.30, "vendor_ours_before_ms": 4.0,
+         "vendor_ours_after_ms": 5.2},
+        {"backend": "onnxruntime", "precision": "fp32"},  # no vendor tool: no cross-check
+    )  # fmt: skip
+    rows = crosscheck_rows(summary)
+    assert [(r["precision"], r["ours_after_ms"]) for r in rows] == [("fp32", 10.2), ("int8", 5.2)]
+    assert "not explained by drift" in rows[0]["explanation"]
+    assert rows[1]["explanation"] == ""
+
+
+def test_timing_conditions_count_and_range_over_the_timings_that_ran_only():
+    from deploybench.stages.report import timing_conditions
+
+    def timed(backend, noisy, foreign, mhz, load, status="ok"):
+        return {"backend": backend, "precision": "fp32", "status": status, "noisy": noisy,
+                "foreign_cpu": foreign, "cmp_foreign_cpu_max": 9.0,
+                "cpu_mhz_before": mhz[0], "cpu_mhz_after": mhz[1],
+                "load_average_before": load[0], "load_average_after": load[1]}  # fmt: skip
+
+    summary = config_rows(
+        timed("pytorch", True, 0.30, (2100.0, 2500.0), (0.40, 0.90)),
+        timed("onnxruntime", False, 0.10, (1900.0, 2400.0), (0.60, 0.70)),
+        timed("openvino", float("nan"), 0.20, (2000.0, 2800.0), (0.20, 1.10)),
+        # a failed timing's flags and readings are not among the timings that ran
+        timed("tvm", True, 1.90, (800.0, 3600.0), (0.01, 7.0), status="failed"),
+        {"backend": "tensorrt", "precision": "fp32", "status": "skipped"},
+    )
+    conditions = timing_conditions(summary)
+    assert conditions == {
+        "noisy_count": 1,
+        "timed_count": 3,
+        "max_foreign_cpu": 0.30,
+        "mhz_range": (1900.0, 2800.0),
+        "load_range": (0.20, 1.10),
+    }
+
+
+def test_parity_is_listed_once_per_graph_whatever_the_batch_sizes():
+    from deploybench.stages.report import parity_table_rows
+
+    def checked(shape, batch, max_rel):
+        return {"backend": "onnxruntime", "precision": "int8", "shape": shape, "batch": batch,
+                "parity_status": "ok", "parity_max_rel": max_rel}  # fmt: skip
+
+    summary = config_rows(
+        checked("dynamic", 1, 0.01),
+        checked("dynamic", 8, 0.01),
+        checked("static_b1", 1, 0.02),
+        checked("static_b8", 8, 0.03),
+        {"backend": "openvino", "precision": "int8", "status": "skipped"},  # never checked
+    )
+    rows = parity_table_rows(summary)
+    assert [(r["shape"], r["parity_max_rel"]) for r in rows] == [
+        ("dynamic", 0.01),
+        ("static_b1", 0.02),
+        ("static_b8", 0.03),
+    ]
+
+
+def test_failures_and_skips_are_listed_once_with_the_shapes_they_concern():
+    from deploybench.stages.report import problem_rows
+
+    def problem(status, shape, batch, reason):
+        return {"backend": "openvino", "precision": "int8", "status": status, "shape": shape,
+                "batch": batch, "reason": reason}  # fmt: skip
+
+    summary = config_rows(
+        {"backend": "pytorch", "precision": "fp32"},
+        problem("skipped", "static_b1", 1, "nncf not installed"),
+        problem("skipped", "dynamic", 1, "nncf not installed"),
+        problem("skipped", "dynamic", 8, "nncf not installed"),
+        problem("failed", "static_b8", 8, "RuntimeError: boom"),
+    )
+    assert [(r["status"], r["shape"], r["reason"]) for r in problem_rows(summary)] == [
+        ("failed", "static_b8", "RuntimeError: boom"),
+        ("skipped", "static_b1, dynamic", "nncf not installed"),
+    ]
+
+
+def test_only_the_baseline_backend_is_called_the_baseline_and_parity_reference():
+    from deploybench.stages.report import backend_facts
+
+    roles = {f["name"]: f["role"] for f in backend_facts(["onnxruntime", "pytorch", "openvino"])}
+    assert roles == {
+        "onnxruntime": "",
+        "pytorch": "baseline and parity reference",
+        "openvino": "",
+    }
+
+
+class _Tables(HTMLParser):
+    """Every table of a page as lists of rows of cell texts."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._cell = [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_the_per_model_table_shows_each_column_from_its_own_fields(tmp_path, monkeypatch):
+    from deploybench.stages import report
+
+    monkeypatch.setattr(report, "_plots", lambda model, rows, latencies: {})  # data only
+    summary = config_rows(
+        {"backend": "pytorch", "precision": "fp32", "median_ms": 10.0, "median_ci_low_ms": 9.0,
+         "median_ci_high_ms": 11.5, "cmp_median_ms": 10.4, "cmp_speedup": 1.0,
+         "cmp_speedup_ci_low": 0.97, "cmp_speedup_ci_high": 1.04, "cmp_status": "ok",
+         "cmp_baseline": "pytorch fp32", "compile_artifact_bytes": 46_800_000,
+         "parity_verdict": "pass", "noisy": False},
+        {"backend": "onnxruntime", "precision": "int8", "median_ms": 4.0, "median_ci_low_ms": 3.5,
+         "median_ci_high_ms": 4.75, "cmp_median_ms": 4.2, "cmp_speedup": 2.5,
+         "cmp_speedup_ci_low": 2.25, "cmp_speedup_ci_high": 2.75, "cmp_status": "ok",
+         "cmp_baseline": "pytorch fp32", "compile_artifact_bytes": 12_000_000,
+         "parity_verdict": "fail", "noisy": False},
+        {"backend": "openvino", "precision": "fp32", "status": "skipped", "reason": "no nncf"},
+        {"backend": "openvino", "precision": "int8", "status": "failed", "reason": "boom"},
+    )  # fmt: skip
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    keys = ["model", "backend", "precision", "shape", "batch"]
+    pd.DataFrame(columns=[*keys, "round", "median_ms"]).to_csv(tmp_path / "rounds.csv")
+    pd.DataFrame(columns=[*keys, "iteration", "latency_ms"]).to_csv(tmp_path / "latencies.csv")
+    out = tmp_path / "report.html"
+    report.render_report(
+        *(str(tmp_path / f"{name}.csv") for name in ("summary", "latencies", "rounds")),
+        [], [], TIMING, 2, str(out),
+    )  # fmt: skip
+    parser = _Tables()
+    parser.feed(out.read_text())
+    header, *rows = parser.tables[0]
+    # strict=False: a failed row spans the result columns with one cell
+    table = {(row[0], row[1]): dict(zip(header, row, strict=False)) for row in rows}
+    # a skip is listed under "Failures and skips", not in the per-model table
+    assert set(table) == {("pytorch", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8")}
+    shown = ("own job: median ms", "95% CI", "side-by-side ms", "speedup", "speedup CI",
+             "parity", "artifact MB")  # fmt: skip
+    assert [table["pytorch", "fp32"][c] for c in shown] == [
+        "10", "9–11.5", "10.4", "1", "0.97–1.04", "pass", "46.8",
+    ]  # fmt: skip
+    assert [table["onnxruntime", "int8"][c] for c in shown] == [
+        "4", "3.5–4.75", "4.2", "2.5", "2.25–2.75", "fail", "12",
+    ]  # fmt: skip
+    assert table["openvino", "int8"]["own job: median ms"] == "boom"  # spans the result columns

@@ -158,3 +158,78 @@ def test_a_tuning_override_for_a_model_not_in_the_experiment_is_refused(default_
     config = {**default_config, "tuning": {"tvm": {"models": {"resnet81": {"trials_per_task": 4}}}}}
     with pytest.raises(ConfigError, match="tuning.tvm.models: resnet81 is not a configured model"):
         parse_config(validated(config))
+
+
+def planned_shapes(rows, model, backend, precision):
+    return sorted(
+        (r.shape, r.batch)
+        for r in rows
+        if (r.model, r.backend, r.precision) == (model, backend, precision)
+    )
+
+
+def test_a_static_graph_is_planned_only_at_its_own_batch_size(default_config):
+    config = {**default_config, "backends": ["pytorch", "onnxruntime"], "precisions": ["fp32"]}
+    settings = parse_config(validated({**config, "batch_sizes": [1, 4, 8]}))
+    rows = plan(settings, ZEN4)
+    assert planned_shapes(rows, "resnet18", "onnxruntime", "fp32") == [
+        ("dynamic", 1),
+        ("dynamic", 4),
+        ("dynamic", 8),
+        ("static_b1", 1),
+        ("static_b4", 4),
+        ("static_b8", 8),
+    ]
+    # eager PyTorch takes any batch: one dynamic row per batch size, no static graph
+    assert planned_shapes(rows, "resnet18", "pytorch", "fp32") == [
+        ("dynamic", 1),
+        ("dynamic", 4),
+        ("dynamic", 8),
+    ]
+    keys = [(r.model, r.backend, r.precision, r.shape, r.batch) for r in rows]
+    assert len(keys) == len(set(keys)) == len(settings.models) * (6 + 3)
+    assert all(r.planned for r in rows)
+
+    only_static = parse_config(validated({**config, "shapes": ["static"], "batch_sizes": [2]}))
+    assert planned_shapes(plan(only_static, ZEN4), "resnet18", "onnxruntime", "fp32") == [
+        ("static_b2", 2)
+    ]
+
+
+def test_gpu_backends_are_planned_on_a_host_with_a_gpu(default_config, monkeypatch):
+    from deploybench.backends import get_backend
+
+    # what this test environment has installed must not matter: availability is set here
+    for name, answer in (("pytorch_cuda", (True, "available")), ("tensorrt", (False, "no trt"))):
+        monkeypatch.setattr(get_backend(name), "availability", classmethod(lambda cls, a=answer: a))
+    config = {**default_config, "backends": ["pytorch_cuda", "tensorrt"], "precisions": ["fp32"]}
+    settings = parse_config(validated(config))
+    gpu_host = HostFacts(cpu_flags=frozenset({"avx2"}), has_gpu=True)
+    rows = plan(settings, gpu_host)
+    eager = [r for r in rows if r.backend == "pytorch_cuda"]
+    assert eager and all(r.planned and r.reason == "" for r in eager)
+    assert {r.reason for r in rows if r.backend == "tensorrt"} == {"no trt"}
+    # the same settings on a host without a GPU: every CUDA row skipped for that reason
+    assert {r.reason for r in plan(settings, OLD_CPU)} == {NO_GPU_REASON}
+
+
+def test_a_skipped_combination_keeps_its_own_key_reason_and_batch(default_config):
+    settings = parse_config(validated(default_config))
+    rows = {(r.model, r.backend, r.precision, r.shape, r.batch): r for r in plan(settings, OLD_CPU)}
+    skipped = rows[("resnet18", "onnxruntime", "bf16", "static_b8", 8)]
+    assert skipped.key.as_dict() == {
+        "model": "resnet18",
+        "backend": "onnxruntime",
+        "precision": "bf16",
+        "shape": "static_b8",
+    }
+    record = skipped.skip_record()
+    assert (record.model, record.backend, record.precision, record.shape, record.batch) == (
+        "resnet18",
+        "onnxruntime",
+        "bf16",
+        "static_b8",
+        8,
+    )
+    assert record.status == "skipped" and "does not offer bf16" in record.reason
+    assert record.reason == skipped.reason

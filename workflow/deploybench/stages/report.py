@@ -160,93 +160,100 @@ def _pyplot():
     return plt, sns
 
 
-def _plots(model: str, rows, latencies) -> dict[str, str]:
-    import matplotlib.ticker
+FAILS_PARITY = "  ✗ fails parity"
 
-    plt, sns = _pyplot()
-    figures: dict[str, str] = {}
+
+def figure_rows(rows):
+    """The configurations that ran, each labelled as the figures name it."""
     ok = rows[rows.status == "ok"].copy()
-    if ok.empty:
-        return figures
     # a fast configuration whose outputs fail parity must not read as a win
-    failing = ok["parity_verdict"].eq("fail").map({True: "  ✗ fails parity", False: ""})
+    failing = ok["parity_verdict"].eq("fail").map({True: FAILS_PARITY, False: ""})
     ok["config"] = config_labels(ok) + failing
     ok["batch"] = ok["batch"].astype(int)
+    return ok
 
-    if ok.cmp_speedup.notna().any():
-        figures["speedup"] = _speedup_figure(plt, sns, model, ok[ok.cmp_speedup.notna()])
 
+def speedup_bars(rows) -> tuple[list[str], list[dict[str, Any]]]:
+    """The speedup figure's data, from ``figure_rows``: its row labels from top to bottom (the
+    largest speedup first), and one bar per configuration and batch, placed in its label's band,
+    with its whisker as matplotlib takes it (the distances from the bar's end to the CI's)."""
+    rows = rows[rows.cmp_speedup.notna()]
+    order = list(rows.groupby("config").cmp_speedup.max().sort_values(ascending=False).index)
+    batches = sorted(rows.batch.unique())
+    height = 0.8 / len(batches) if batches else 0.0
+    position = {config: i for i, config in enumerate(order)}
+    bars = []
+    for index, batch in enumerate(batches):
+        for row in rows[rows.batch == batch].to_dict("records"):
+            bars.append(
+                {
+                    "config": row["config"],
+                    "batch": int(batch),
+                    "y": position[row["config"]] - 0.4 + height * (index + 0.5),
+                    "height": height,
+                    "speedup": row["cmp_speedup"],
+                    "error_below": row["cmp_speedup"] - row["cmp_speedup_ci_low"],
+                    "error_above": row["cmp_speedup_ci_high"] - row["cmp_speedup"],
+                }
+            )
+    return order, bars
+
+
+def latency_boxes(model: str, latencies):
+    """The latency figure's data: its row labels from top to bottom (the lowest median latency
+    first) and every measured iteration of ``model`` as (config, batch, latency_ms)."""
     lat = latencies[latencies.model == model].copy()
-    if not lat.empty:
-        lat["config"] = config_labels(lat)
-        lat["batch"] = lat["batch"].astype(int)
-        order = lat.groupby("config").latency_ms.median().sort_values().index
-        fig, ax = _rows_figure(plt, order)
-        sns.boxplot(
-            data=lat,
-            y="config",
-            x="latency_ms",
-            hue="batch",
-            order=order,
-            ax=ax,
-            palette="viridis",
-            showfliers=True,
-            fliersize=1.5,
-            orient="h",
-        )
-        ax.set_xscale("log")
-        ax.set(
-            xlabel="latency per batch, ms (log scale; every measured iteration)",
-            ylabel="",
-            title=f"{model}: latency distributions",
-        )
-        figures["latency"] = _figure_to_data_uri(fig)
+    if lat.empty:
+        return [], lat
+    lat["config"] = config_labels(lat)
+    lat["batch"] = lat["batch"].astype(int)
+    order = list(lat.groupby("config").latency_ms.median().sort_values().index)
+    return order, lat[["config", "batch", "latency_ms"]]
 
-    if ok.batch.nunique() > 1:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        family = ok.backend + " " + ok.precision
-        sns.lineplot(
-            data=ok.assign(family=family),
-            x="batch",
-            y="throughput_per_s",
-            hue="family",
-            style="shape",
-            markers=True,
-            ax=ax,
-        )
-        ax.set(
-            xscale="log",
-            yscale="log",
-            xlabel="batch size",
-            ylabel="images / s (batch / median)",
-            title=f"{model}: throughput vs batch",
-        )
-        batches = sorted(ok.batch.unique())
-        ax.set_xticks(batches, [str(b) for b in batches])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
-        figures["throughput"] = _figure_to_data_uri(fig)
+
+def throughput_lines(rows):
+    """The throughput figure's points, from ``figure_rows``: one line per backend and precision
+    (one style per shape) over the batch sizes; none with a single batch size (no curve)."""
+    lines = rows.assign(family=rows.backend + " " + rows.precision)
+    lines = lines[["family", "shape", "batch", "throughput_per_s"]]
+    return lines if rows.batch.nunique() > 1 else lines.iloc[:0]
+
+
+def _plots(model: str, rows, latencies) -> dict[str, str]:
+    plt, sns = _pyplot()
+    figures: dict[str, str] = {}
+    ok = figure_rows(rows)
+    if ok.empty:
+        return figures
+
+    labels, bars = speedup_bars(ok)
+    if bars:
+        figures["speedup"] = _figure_to_data_uri(_speedup_figure(plt, sns, model, labels, bars))
+
+    order, lat = latency_boxes(model, latencies)
+    if order:
+        figures["latency"] = _figure_to_data_uri(_latency_figure(plt, sns, model, order, lat))
+
+    lines = throughput_lines(ok)
+    if not lines.empty:
+        figures["throughput"] = _figure_to_data_uri(_throughput_figure(plt, sns, model, lines))
     return figures
 
 
-def _speedup_figure(plt, sns, model: str, rows) -> str:
+def _speedup_figure(plt, sns, model: str, labels: list[str], bars: list[dict[str, Any]]):
     """Paired speedups from the side-by-side comparison, with their CIs over rounds."""
-    order = rows.groupby("config").cmp_speedup.max().sort_values(ascending=False).index
-    batches = sorted(rows.batch.unique())
+    batches = sorted({bar["batch"] for bar in bars})
     colours = dict(zip(batches, sns.color_palette("viridis", len(batches)), strict=True))
-    height = 0.8 / len(batches)
-    fig, ax = _rows_figure(plt, order)
-    position = {config: i for i, config in enumerate(order)}
-    for index, batch in enumerate(batches):
-        part = rows[rows.batch == batch]
-        y = [position[c] - 0.4 + height * (index + 0.5) for c in part.config]
-        error = [
-            part.cmp_speedup - part.cmp_speedup_ci_low,
-            part.cmp_speedup_ci_high - part.cmp_speedup,
-        ]
-        ax.barh(y, part.cmp_speedup, height=height, color=colours[batch], label=f"batch {batch}")
-        ax.errorbar(part.cmp_speedup, y, xerr=error, fmt="none", ecolor="black", capsize=2)
-    ax.set_yticks(range(len(order)), order)
+    fig, ax = _rows_figure(plt, labels)
+    for batch in batches:
+        part = [bar for bar in bars if bar["batch"] == batch]
+        y = [bar["y"] for bar in part]
+        speedup = [bar["speedup"] for bar in part]
+        error = [[bar["error_below"] for bar in part], [bar["error_above"] for bar in part]]
+        height = part[0]["height"]
+        ax.barh(y, speedup, height=height, color=colours[batch], label=f"batch {batch}")
+        ax.errorbar(speedup, y, xerr=error, fmt="none", ecolor="black", capsize=2)
+    ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.axvline(1.0, color="black", lw=1, ls="--")
     ax.legend(loc="lower right")
@@ -255,7 +262,57 @@ def _speedup_figure(plt, sns, model: str, rows) -> str:
         ylabel="",
         title=f"{model}: speedup (side-by-side comparison)",
     )
-    return _figure_to_data_uri(fig)
+    return fig
+
+
+def _latency_figure(plt, sns, model: str, order: list[str], lat):
+    fig, ax = _rows_figure(plt, order)
+    sns.boxplot(
+        data=lat,
+        y="config",
+        x="latency_ms",
+        hue="batch",
+        order=order,
+        ax=ax,
+        palette="viridis",
+        showfliers=True,
+        fliersize=1.5,
+        orient="h",
+    )
+    ax.set_xscale("log")
+    ax.set(
+        xlabel="latency per batch, ms (log scale; every measured iteration)",
+        ylabel="",
+        title=f"{model}: latency distributions",
+    )
+    return fig
+
+
+def _throughput_figure(plt, sns, model: str, lines):
+    import matplotlib.ticker
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sns.lineplot(
+        data=lines,
+        x="batch",
+        y="throughput_per_s",
+        hue="family",
+        style="shape",
+        markers=True,
+        ax=ax,
+    )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="batch size",
+        ylabel="images / s (batch / median)",
+        title=f"{model}: throughput vs batch",
+    )
+    batches = sorted(lines.batch.unique())
+    ax.set_xticks(batches, [str(b) for b in batches])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    return fig
 
 
 def tuning_rows(tuning_dirs: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -348,6 +405,41 @@ def _range(low_column, high_column) -> tuple[float, float] | None:
     return None if missing(low) or missing(high) else (low, high)
 
 
+def timing_conditions(summary) -> dict[str, Any]:
+    """What the report says about the conditions of the timings that ran: how many were noisy,
+    the most CPU other processes took, and the range of the clock and the load around them."""
+    timed = summary[summary.status == "ok"]
+    return {
+        "noisy_count": int(timed.noisy.eq(True).sum()),
+        "timed_count": len(timed),
+        "max_foreign_cpu": timed.foreign_cpu.max(),
+        "mhz_range": _range(timed.cpu_mhz_before, timed.cpu_mhz_after),
+        "load_range": _range(timed.load_average_before, timed.load_average_after),
+    }
+
+
+def problem_rows(summary) -> list[dict[str, Any]]:
+    """What did not run, one row per model, backend, precision, status and reason, with the
+    shapes it concerns."""
+    return (
+        summary[summary.status != "ok"]
+        .groupby(["model", "backend", "precision", "status", "reason"], sort=True)["shape"]
+        .agg(lambda shapes: ", ".join(dict.fromkeys(shapes)))
+        .reset_index()
+        .to_dict("records")
+    )
+
+
+def parity_table_rows(summary) -> list[dict[str, Any]]:
+    """One row per configuration whose parity was checked: parity is checked once per graph,
+    whatever the batch sizes it was timed at."""
+    return (
+        summary[summary.parity_status.notna()]
+        .drop_duplicates(["model", "backend", "precision", "shape"])
+        .to_dict("records")
+    )
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     """Numbers as a reader wants them: significant digits, no exponent between 1e-4 and 1e6."""
     if missing(value):
@@ -415,16 +507,6 @@ def render_report(
             }
         )
 
-    timed = summary[summary.status == "ok"]
-    problems = (
-        summary[summary.status != "ok"]
-        .groupby(["model", "backend", "precision", "status", "reason"], sort=True)["shape"]
-        .agg(lambda shapes: ", ".join(dict.fromkeys(shapes)))
-        .reset_index()
-    )
-    parity_rows = summary[summary.parity_status.notna()].drop_duplicates(
-        ["model", "backend", "precision", "shape"]
-    )
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("deploybench", "templates"),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
@@ -442,8 +524,8 @@ def render_report(
         identity_columns=IDENTITY_COLUMNS,
         result_columns=RESULT_COLUMNS,
         baselines=sorted(summary.cmp_baseline.dropna().unique()),
-        parity_rows=parity_rows.to_dict("records"),
-        problems=problems.to_dict("records"),
+        parity_rows=parity_table_rows(summary),
+        problems=problem_rows(summary),
         onnx_facts=onnx_facts,
         tunings=tunings,
         tuning_curve=_tuning_figure(curve),
@@ -454,11 +536,7 @@ def render_report(
         backends=backend_facts(list(summary.backend.drop_duplicates())),
         threads=threads,
         timing=timing,
-        noisy_count=int(timed.noisy.fillna(False).astype(bool).sum()),
-        timed_count=len(timed),
-        max_foreign_cpu=timed.foreign_cpu.max(),
-        mhz_range=_range(timed.cpu_mhz_before, timed.cpu_mhz_after),
-        load_range=_range(timed.load_average_before, timed.load_average_after),
+        **timing_conditions(summary),
     )
     with atomic_path(out_html) as tmp:
         tmp.write_text(html)
