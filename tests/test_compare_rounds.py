@@ -35,6 +35,12 @@ SETTINGS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_real_gaps(monkeypatch):
+    """The idle gaps are not slept here: a test that looks at them records them itself."""
+    monkeypatch.setattr(compare.time, "sleep", lambda seconds: None)
+
+
 class Worker:
     """Answers every burst with ``latency`` (and ``foreign``); records what it was asked."""
 
@@ -304,3 +310,160 @@ def test_every_configuration_needs_its_artifact(monkeypatch):
             limits={},
             out_json="unused.json",
         )
+
+
+# --- what docs/measuring.md ("Speedups and the recommendation") says of the rounds, pinned one
+# statement at a time. Written from the survivors of the semantic mutants of compare.py
+# (tools/mutants/compare.toml).
+
+# every setting a value of its own, so a setting read for another shows in what is asked
+DISTINCT = dict(
+    SETTINGS,
+    rounds=4,
+    warmup_seconds=0.5,
+    burst_warmup_iterations=5,
+    burst_warmup_seconds=0.125,
+    burst_min_iterations=7,
+    burst_seconds=0.25,
+    burst_max_seconds=4.0,
+    baseline_bursts=2,
+    processes=1,
+    gap_seconds=0.375,
+)
+
+
+class Scripted(Worker):
+    """Answers its calls in turn from ``answers``, each ``(latencies, foreign)``, the last one
+    repeated; the first call is the worker's first warm-up."""
+
+    def __init__(self, name, log, answers):
+        super().__init__(name, log)
+        self.answers = list(answers)
+
+    def call(self, method, settings):
+        super().call(method, settings)
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+
+class Reversed:
+    """random.Random whose shuffle reverses: the order differs from the one the rounds build."""
+
+    def __init__(self, seed):
+        pass
+
+    def shuffle(self, items):
+        items.reverse()
+
+
+def burst_order(settings, names=("a", "b", "c", "d", "e", "f")):
+    """The configurations in the order they ran their bursts, round by round."""
+    log = []
+    entrants = [contender(name, [Worker(name, log)]) for name in names]
+    _run_rounds(entrants, settings, "pytorch fp32")
+    bursts = [name for name, asked in log[len(names) :]]  # after each one's first warm-up
+    return [tuple(bursts[i : i + len(names)]) for i in range(0, len(bursts), len(names))]
+
+
+def test_each_round_runs_every_configuration_once_in_a_freshly_shuffled_order():
+    orders = burst_order(DISTINCT)
+    assert len(orders) == DISTINCT["rounds"]
+    assert all(sorted(order) == list("abcdef") for order in orders)
+    # one fixed order would favour whoever follows the same neighbour every round
+    assert len(set(orders)) > 1
+
+
+def test_the_burst_order_is_reproducible_from_the_seed():
+    assert burst_order(DISTINCT) == burst_order(DISTINCT)
+
+
+def test_an_idle_gap_of_gap_seconds_comes_before_every_burst(monkeypatch):
+    log = []
+    monkeypatch.setattr(compare.time, "sleep", lambda seconds: log.append(("sleep", seconds)))
+    entrants = [contender(name, [Worker(name, log)]) for name in ("pytorch", "tvm", "openvino")]
+    _run_rounds(entrants, DISTINCT, "pytorch fp32")
+    calls = [i for i, (name, _) in enumerate(log) if name != "sleep"]
+    bursts = [i for i in calls if log[i][1].warmup_seconds == DISTINCT["burst_warmup_seconds"]]
+    assert len(bursts) == DISTINCT["rounds"] * (2 + 1 + 1)  # the baseline bursts twice
+    # the previous configuration's threads stop spinning before each burst starts
+    assert all(log[i - 1] == ("sleep", 0.375) for i in bursts)
+
+
+@pytest.mark.parametrize(("cap", "asked_cap"), [(4.0, 4.0), (0.1, 0.25)])
+def test_each_burst_asks_its_worker_for_the_bursts_own_settings(cap, asked_cap):
+    log = []
+    _run_rounds(
+        [contender("tvm", [Worker("tvm", log)])], dict(DISTINCT, burst_max_seconds=cap), "-"
+    )
+    asked = [
+        (s.warmup_iterations, s.warmup_seconds, s.min_iterations, s.min_seconds, s.max_seconds)
+        for _, s in log[1:]
+    ]
+    # its own brief warm-up, then at least burst_min_iterations and burst_seconds, capped by
+    # burst_max_seconds; a cap set below burst_seconds does not cut the burst short
+    assert asked == [(5, 0.125, 7, 0.25, asked_cap)] * DISTINCT["rounds"]
+
+
+def test_a_round_median_is_the_median_of_every_latency_of_that_round():
+    log = []
+    # the baseline's two bursts a round pool to 1, 2, 9: median 2, mean 4
+    answers = [([5.0], None)] + [([1.0, 2.0], None), ([9.0], None)] * DISTINCT["rounds"]
+    base = contender("pytorch", [Scripted("base", log, answers)])
+    _run_rounds([base], DISTINCT, "pytorch fp32")
+    assert base.entry.round_medians_ms == [2.0] * DISTINCT["rounds"]
+
+
+def test_a_configurations_latency_is_the_median_of_its_round_medians():
+    base, slow = entry("pytorch", [10.0, 10.0, 10.0]), entry("tvm", [4.0, 5.0, 30.0])
+    assert _add_speedups([base, slow], "pytorch fp32") == ""
+    # one slow round (a co-tenant's spell) does not move it: the mean would be 13
+    assert slow.median_ms == 5.0
+
+
+def test_the_worst_foreign_load_of_any_burst_is_kept():
+    log = []
+    # the first answer is the warm-up's; the worst burst is neither the first nor the last
+    loads = [0.0, 0.25, 0.75, 0.125]
+    loaded = contender("loaded", [Scripted("l", log, [([10.0], f) for f in loads])])
+    _run_rounds([loaded], dict(DISTINCT, rounds=3), "pytorch fp32")
+    assert loaded.entry.foreign_cpu_max == 0.75
+
+
+def test_a_measured_foreign_load_of_zero_is_recorded_as_zero_not_unknown():
+    log = []
+    quiet = contender("quiet", [Worker("q", log, foreign=0.0)])
+    _run_rounds([quiet], DISTINCT, "pytorch fp32")
+    assert quiet.entry.foreign_cpu_max == 0.0 and quiet.entry.foreign_cpu_max is not None
+
+
+def test_each_process_median_is_a_median_listed_by_process_index(monkeypatch, tmp_path):
+    # reversed, the baseline's first round runs process 1 before process 0
+    monkeypatch.setattr(compare.random, "Random", Reversed)
+    workers = [
+        Scripted(f"w{p}", [], [([10.0 * p + 1, 10.0 * p + 2, 10.0 * p + 9], None)])
+        for p in range(3)
+    ]
+
+    def fake_start(contenders, configs, artifact_dirs, data, threads, limits, processes):
+        (base,) = contenders
+        base.workers = list(workers)
+
+    monkeypatch.setattr(compare, "_start_workers", fake_start)
+    monkeypatch.setattr(compare, "compile_failure", lambda artifact_dir: "")
+    monkeypatch.setattr(compare, "load_npz", lambda path: {"evaluation": np.zeros((2, 3, 4, 4))})
+    out = tmp_path / "comparison.json"
+    key = {"model": "m", "backend": "pytorch", "precision": "fp32", "shape": "dynamic"}
+    compare.compare_configs(
+        artifact_dirs=["a"],
+        inputs_npz="unused",
+        model="m",
+        configs=[{"key": key, "options": {}}],
+        device="cpu",
+        batch=1,
+        threads=1,
+        comparison=dict(DISTINCT, rounds=3, processes=3),
+        limits={},
+        out_json=str(out),
+    )
+    (base,) = ComparisonRecord.read(out).configs
+    # process p answers 10p + 1, 10p + 2, 10p + 9 every burst: median 10p + 2, mean 10p + 4
+    assert base.process_medians_ms == [2.0, 12.0, 22.0]

@@ -51,7 +51,9 @@ def test_metric_definitions():
 def test_non_finite_candidate_fails(logits):
     bad = logits.copy()
     bad[0, 0] = np.nan
-    assert check({"logits": logits}, {"logits": bad}, INT8).verdict == "fail"
+    result = check({"logits": logits}, {"logits": bad}, INT8)
+    assert result.verdict == "fail"
+    assert result.reason.startswith("1 of 2000 values are NaN or inf; cosine nan < 0.95")
 
 
 def test_shape_mismatch_is_an_error(logits):

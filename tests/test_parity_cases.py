@@ -238,3 +238,101 @@ def test_the_inconclusive_reason_names_the_first_degenerate_output():
     )
     assert result.verdict == "inconclusive"
     assert result.reason.startswith("reference outputs are near zero")
+
+
+# ---- written from the semantic mutants of tools/mutants/parity.toml
+
+
+def with_nan(outputs: np.ndarray) -> np.ndarray:
+    broken = outputs.copy()
+    broken[0, 1] = np.nan
+    return broken
+
+
+@pytest.mark.parametrize(
+    ("only_check", "its_failure"),
+    [
+        ({"max_rel": 1e-4}, "max rel error inf > 1e-04"),
+        ({"min_cosine": 0.95}, "cosine nan < 0.95"),
+        ({"min_top1": 0.6}, "top-1 agreement 0.00 < 0.6"),
+        ({"min_top5": 0.9}, "top-5 agreement 0.00 < 0.9"),
+    ],
+)
+def test_nan_outputs_fail_every_check_each_saying_so(only_check, its_failure):
+    result = check({"o": GOOD}, {"o": with_nan(GOOD)}, tolerance(**only_check))
+    assert result.verdict == "fail"
+    assert result.reason == f"1 of 12 values are NaN or inf; {its_failure}"
+
+
+def test_non_finite_outputs_fail_even_where_no_check_could_catch_them():
+    # no check at all, and a random-weights reference that leaves top-k unjudged: NaN and inf
+    # must still fail, never pass or come out "inconclusive" (which random weights recommend)
+    near_zero = np.full((2, 6), 1e-9)
+    for broken in (with_nan(near_zero), np.where(near_zero > 0, np.inf, 0.0)):
+        for only_check in ({}, {"min_top1": 0.6}, {"min_top5": 0.9}):
+            result = check({"o": near_zero}, {"o": broken}, tolerance(**only_check))
+            assert result.verdict == "fail", (broken, only_check)
+            assert "values are NaN or inf" in result.reason
+    result = check({"o": GOOD}, {"o": np.where(GOOD > 3, -np.inf, GOOD)}, Tolerance())
+    assert (result.verdict, result.reason) == ("fail", "1 of 12 values are NaN or inf")
+    several = check(
+        {"a": GOOD, "b": GOOD}, {"a": GOOD, "b": np.full_like(GOOD, np.nan)}, Tolerance()
+    )
+    assert several.reason == "b: 12 of 12 values are NaN or inf"
+
+
+def test_error_measures_that_come_out_nan_fail():
+    # a reference that overflowed to inf: the relative error is inf / inf and the cosine
+    # inf / inf, both NaN; a NaN must fail a check, not slip past a `>` or a `<`
+    overflowed = GOOD.copy()
+    overflowed[0, 0] = np.inf
+    relative = check({"o": overflowed}, {"o": GOOD}, tolerance(max_rel=0.5))
+    assert (relative.verdict, relative.reason) == ("fail", "max rel error nan > 5e-01")
+    cosine = check({"o": overflowed}, {"o": GOOD}, tolerance(min_cosine=0.5))
+    assert (cosine.verdict, cosine.reason) == ("fail", "cosine nan < 0.5")
+
+
+def test_a_collapsed_candidate_fails_against_a_reference_that_can_judge():
+    # the candidate predicts class 0 for every input; the reference does not: that is a
+    # disagreement to fail, not a degenerate reference to shrug at
+    collapsed = np.array([[4.0, 1.0, 0.0, 0.0, 0.0, 0.0], [4.0, 1.0, 0.0, 0.0, 0.0, 0.0]])
+    result = check({"o": GOOD}, {"o": collapsed}, tolerance(max_rel=10.0, min_top1=1.0))
+    assert (result.verdict, result.reason) == ("fail", "top-1 agreement 0.50 < 1.0")
+    assert result.degenerate_reference is False
+
+
+def test_a_failure_records_whether_its_reference_was_degenerate():
+    failed = check({"o": GOOD}, {"o": shifted(1.0)}, tolerance(max_rel=0.1))
+    assert (failed.verdict, failed.degenerate_reference) == ("fail", False)
+    same_class = np.array([[5.0, 1.0, 0.0], [9.0, 0.0, 3.0]])
+    failed = check({"o": same_class}, {"o": same_class * 2}, tolerance(max_rel=0.1))
+    assert (failed.verdict, failed.degenerate_reference) == ("fail", True)
+
+
+def test_top_k_agreement_is_the_fraction_of_samples_that_agree():
+    reference = np.array([[3.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 3.0]])
+    one_of_three = reference.copy()
+    one_of_three[1:] = np.roll(reference[1:], 1, axis=1)  # samples 1 and 2 pick another class
+    assert compare_output(reference, one_of_three).top1 == pytest.approx(1 / 3)
+    two_of_three = reference.copy()
+    two_of_three[2] = np.roll(reference[2], 1)
+    assert compare_output(reference, two_of_three).top1 == pytest.approx(2 / 3)
+
+
+def test_top_5_asks_whether_the_references_class_is_in_the_candidates_top_5():
+    # the candidate's own top class (6) is last in the reference, but the reference's top
+    # class (0) is still among the candidate's five highest: top-5 agrees, top-1 does not
+    reference = np.array([[6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0]])
+    candidate = np.array([[5.0, 0.0, 1.0, 2.0, 3.0, 0.0, 9.0]])
+    out = compare_output(reference, candidate)
+    assert (out.top1, out.top5) == (0.0, 1.0)
+    # and the reverse: the candidate's top class is in the reference's top 5, the reference's
+    # top class is last in the candidate
+    out = compare_output(reference, np.array([[0.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0]]))
+    assert (out.top1, out.top5) == (0.0, 0.0)
+
+
+def test_top_5_is_judged_on_exactly_five_classes():
+    five = np.array([[5.0, 4.0, 3.0, 2.0, 1.0], [1.0, 5.0, 4.0, 3.0, 2.0]])
+    assert compare_output(five, five[:, ::-1]).top5 == 1.0  # five classes: always in the top 5
+    assert compare_output(five[:, :4], five[:, :4]).top5 is None

@@ -87,16 +87,33 @@ def test_relative_error_and_cosine_do_not_depend_on_the_output_scale(table, scal
     assert scaled.cosine == pytest.approx(base.cosine, rel=1e-7, abs=1e-12)
 
 
-def test_the_median_interval_covers_a_known_median_about_95_percent_of_the_time():
-    """500 samples of 101 latencies from a lognormal whose median is known (e^1)."""
+def test_the_median_interval_covers_a_known_median_at_its_claimed_95_percent():
+    """3000 samples of 101 latencies from a lognormal whose median is known (e^1).
+
+    The simulation's own error: a binomial standard error of 0.4 points at 3000 trials. The
+    percentile bootstrap of a median covers 94.5% here (measured on 2026-12-02, a little under
+    nominal, as expected at n = 101); the band 93.5-95.5% is 2.5 standard errors either side of
+    that and excludes what a wrong level covers on the same samples: 96.1% for a 96.7%
+    interval (alpha / 3), 88.6% for a 90% one.
+    """
     rng = np.random.default_rng(11)
-    trials, covered = 500, 0
+    trials, covered = 3000, 0
     for seed in range(trials):
         sample = rng.lognormal(mean=1.0, sigma=0.4, size=101)
         low, high = bootstrap_median_ci(sample, seed=seed)
         covered += low <= np.e <= high
-    # binomial spread of 500 trials at 95% is about 1 point; a 50% or 99.9% interval fails
-    assert 0.92 <= covered / trials <= 0.98
+    assert 0.935 <= covered / trials <= 0.955, covered / trials
+
+
+def test_each_bootstrap_resample_is_as_large_as_the_sample():
+    # the median of a resample of an odd number of values is one of the sample's values, so
+    # the interval's ends are too (both quantiles fall among many equal bootstrap medians);
+    # resamples one value short (even-sized) have medians halfway between two values
+    rng = np.random.default_rng(3)
+    for seed in range(200):
+        sample = rng.lognormal(mean=1.0, sigma=0.4, size=21)
+        low, high = bootstrap_median_ci(sample, seed=seed)
+        assert low in sample and high in sample, (seed, low, high)
 
 
 SPREAD = 1e-3  # parity.MIN_RELATIVE_SPREAD

@@ -159,3 +159,73 @@ def test_time_runner_hands_the_device_clock_to_every_attempt(clock, monkeypatch)
     result = timing.time_runner(clock.step, settings(min_iterations=3), device_ms=lambda: 2.0)
     assert result["latencies_ms"] == [2.0, 2.0, 2.0]
     assert result["cold_ms"] == STEP * 1e3  # the cold first call is host time: nothing to read
+
+
+# ---- which attempt is kept, and what is reported of it (tools/mutants/timing.toml)
+
+
+def scripted_attempt(latencies_ms, noise=(), foreign_cpu=0.0, hit_time_limit=False):
+    attempt = timing.Attempt(list(latencies_ms), 0, 0.0, 1.0, foreign_cpu, hit_time_limit)
+    attempt.stats = timing.summarize(attempt.latencies_ms)
+    attempt.noise = list(noise)
+    return attempt
+
+
+def run_attempts(monkeypatch, attempts):
+    """time_runner over attempts scripted in order; returns its result."""
+    scripted = iter(attempts)
+    monkeypatch.setattr(timing, "measure", lambda *_args: next(scripted))
+    monkeypatch.setattr(timing.hardware, "load_average", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(timing.hardware, "cpu_frequency_mhz", lambda: None)
+    return timing.time_runner(lambda: None, settings(retries_if_noisy=len(attempts) - 1))
+
+
+def test_when_every_attempt_is_noisy_the_one_with_the_lowest_cv_is_kept_with_its_own_facts(
+    monkeypatch,
+):
+    # relative spread decides, not the absolute one: the slow attempt has the larger
+    # standard deviation in ms (5 against 2) but the lower CV (0.05 against 0.2)
+    first = scripted_attempt([8.0, 10.0, 12.0], ["CV"], foreign_cpu=0.1, hit_time_limit=False)
+    steadiest = scripted_attempt(
+        [95.0, 100.0, 105.0], ["other processes"], foreign_cpu=0.9, hit_time_limit=True
+    )
+    last = scripted_attempt([1.0, 2.0, 0.5], ["CV"], foreign_cpu=0.3, hit_time_limit=False)
+    assert steadiest.stats.cv < first.stats.cv < last.stats.cv
+    assert steadiest.stats.std_ms > first.stats.std_ms
+    result = run_attempts(monkeypatch, [first, steadiest, last])
+    assert len(result["attempts"]) == 3
+    assert result["latencies_ms"] == [95.0, 100.0, 105.0]
+    assert result["stats"] is steadiest.stats
+    assert (result["noisy"], result["noise"]) == (True, ["other processes"])
+    assert result["foreign_cpu"] == 0.9
+    assert result["hit_time_limit"] is True
+
+
+def test_a_steady_attempt_beats_a_noisy_one_with_a_lower_cv(monkeypatch):
+    # noise first, CV second: an attempt flagged for other processes' load is not kept over a
+    # clean one, however tight its latencies look
+    loaded = scripted_attempt([10.0, 10.0, 10.1], ["other processes used 0.90 cores"], 0.9)
+    clean = scripted_attempt([10.0, 12.0, 14.0])
+    result = run_attempts(monkeypatch, [loaded, clean])
+    assert result["latencies_ms"] == [10.0, 12.0, 14.0]
+    assert (result["noisy"], result["noise"], result["foreign_cpu"]) == (False, [], 0.0)
+
+
+def test_noise_is_judged_on_the_relative_spread_not_the_spread_in_milliseconds(clock):
+    # 125 and 250 ms alternating: a standard deviation of ~70 ms, far above 0.5, but a CV of
+    # ~0.38, below it: steady
+    clock.durations = [STEP, 2 * STEP] * 2
+    steady = timing.measure(clock.step, settings(min_iterations=4, max_cv=0.5))
+    assert steady.stats.std_ms > 0.5 > steady.stats.cv
+    assert steady.noise == []
+    clock.durations, clock.calls = [STEP, 2 * STEP] * 2, 0
+    noisy = timing.measure(clock.step, settings(min_iterations=4, max_cv=0.3))
+    assert noisy.noise == [f"CV {noisy.stats.cv:.2f} > 0.3"]
+
+
+def test_the_cpu_frequency_is_read_before_and_after_in_that_order(clock, monkeypatch):
+    monkeypatch.setattr(timing.hardware, "load_average", lambda: (0.0, 0.0, 0.0))
+    readings = iter([2000.0, 3000.0])
+    monkeypatch.setattr(timing.hardware, "cpu_frequency_mhz", lambda: next(readings))
+    result = timing.time_runner(clock.step, settings())
+    assert (result["cpu_mhz_before"], result["cpu_mhz_after"]) == (2000.0, 3000.0)

@@ -108,8 +108,15 @@ def check(
     degenerate = [reason for _, ref, _ in pairs if (reason := degenerate_reason(ref))]
 
     failures: list[str] = []
-    for name, out in zip(names, outputs, strict=True):
+    for (name, _, cand), out in zip(pairs, outputs, strict=True):
         label = f"{name}: " if len(outputs) > 1 else ""
+        values = np.asarray(cand, dtype=np.float64)
+        non_finite = values.size - int(np.count_nonzero(np.isfinite(values)))
+        if non_finite:
+            # a failure whatever the tolerance checks, and even where a degenerate reference
+            # leaves top-k unjudged: otherwise NaN outputs of a random-weights model with a
+            # top-k-only tolerance come out "inconclusive" and can be recommended
+            failures.append(f"{label}{non_finite} of {values.size} values are NaN or inf")
         if tolerance.max_rel is not None and not out.max_rel <= tolerance.max_rel:
             failures.append(f"{label}max rel error {out.max_rel:.2e} > {tolerance.max_rel:.0e}")
         if tolerance.min_cosine is not None and not out.cosine >= tolerance.min_cosine:
