@@ -233,3 +233,94 @@ def test_a_skipped_combination_keeps_its_own_key_reason_and_batch(default_config
     )
     assert record.status == "skipped" and "does not offer bf16" in record.reason
     assert record.reason == skipped.reason
+
+
+# ---------------------------------------------------------------- gpu: true plans for other hosts
+# A login node that builds the DAG for GPU nodes has neither onnxruntime-gpu nor TensorRT (the
+# README's cluster install is [cpu,slurm]); the GPU jobs run in the [gpu] extra's environment
+# (envs/gpu.yaml). Issue 19, item 10.
+
+GPU_BACKENDS = ("pytorch_cuda", "onnxruntime_cuda", "tensorrt")
+# what common.smk builds for `gpu: true` where nvidia-smi sees nothing: capability unknown
+LOGIN_NODE = HostFacts(cpu_flags=frozenset({"avx2"}), has_gpu=True)
+TURING_NODE = HostFacts(cpu_flags=frozenset({"avx2"}), has_gpu=True, gpu_compute_capability=(7, 5))
+
+
+@pytest.fixture
+def login_node(monkeypatch):
+    """This host lacks TensorRT, onnxruntime-gpu, onnxconverter-common and OpenVINO, whatever
+    the test environment has installed."""
+    from deploybench.backends import get_backend
+    from deploybench.backends.base import Backend
+
+    missing = {
+        "tensorrt": "tensorrt not installed (pip install 'deploybench[gpu]')",
+        "onnxruntime_cuda": "onnxruntime-gpu not installed (the CPU build of onnxruntime ...)",
+        "openvino": "openvino not installed (pip install 'deploybench[openvino]')",
+    }
+    for name, reason in missing.items():
+        monkeypatch.setattr(
+            get_backend(name), "availability", classmethod(lambda cls, r=reason: (False, r))
+        )
+    absent = {"onnxconverter_common", "nncf"}
+    here = Backend._missing_package.__func__
+    monkeypatch.setattr(
+        Backend,
+        "_missing_package",
+        classmethod(lambda cls, ps: next((p for p in ps if p in absent), None) or here(cls, ps)),
+    )
+    return missing
+
+
+def gpu_rows(default_config, host, gpu):
+    config = {**default_config, "precisions": ["fp32", "fp16", "bf16", "int8"], "gpu": gpu}
+    rows = plan(parse_config(validated(config)), host)
+    return {(r.backend, r.precision): r for r in rows if r.model == "resnet18" and r.batch == 1}
+
+
+def test_gpu_true_judges_gpu_backends_as_in_the_gpu_environment(default_config, login_node):
+    from deploybench.backends import get_backend
+
+    rows = gpu_rows(default_config, LOGIN_NODE, True)
+    for name in GPU_BACKENDS:
+        for precision in get_backend(name).precisions:
+            assert rows[(name, precision)].planned, rows[(name, precision)]
+    # what no environment changes stays skipped with its reason
+    assert "does not offer int8" in rows[("pytorch_cuda", "int8")].reason
+    assert "does not offer bf16" in rows[("tensorrt", "bf16")].reason
+    # the CPU backends: judged by this host's packages, as before
+    assert rows[("openvino", "fp32")].reason == login_node["openvino"]
+    assert rows[("onnxruntime", "fp32")].planned
+
+
+def test_gpu_true_still_skips_what_a_known_gpu_lacks(default_config, login_node):
+    rows = gpu_rows(default_config, TURING_NODE, True)
+    assert "too old for native bf16" in rows[("pytorch_cuda", "bf16")].reason
+    assert rows[("tensorrt", "int8")].planned and rows[("onnxruntime_cuda", "fp16")].planned
+
+
+def test_gpu_auto_and_false_still_judge_by_this_host(default_config, login_node):
+    # gpu: auto that found a GPU here: the jobs run here, so this host's packages decide
+    gpu_host = HostFacts(cpu_flags=frozenset({"avx2"}), has_gpu=True)
+    rows = gpu_rows(default_config, gpu_host, "auto")
+    assert rows[("tensorrt", "fp32")].reason == login_node["tensorrt"]
+    assert rows[("onnxruntime_cuda", "int8")].reason == login_node["onnxruntime_cuda"]
+    assert rows[("pytorch_cuda", "fp16")].planned
+    rows = gpu_rows(default_config, OLD_CPU, False)
+    assert {r.reason for k, r in rows.items() if k[0] in GPU_BACKENDS} == {NO_GPU_REASON}
+
+
+def test_gpu_true_judges_a_gpu_backend_outside_the_gpu_extra_by_this_host(
+    default_config, monkeypatch
+):
+    # a GPU backend from another package, installed beside the workflow: no [gpu] environment
+    # holds its packages, so the planning host's answer stands
+    from deploybench.backends import get_backend
+
+    monkeypatch.setenv("DEPLOYBENCH_BACKENDS", "toy_cuda=toy_backend:FakeGpuBackend")
+    backend = get_backend("toy_cuda")
+    assert backend.device == "cuda" and backend.extra != "gpu"
+    monkeypatch.setattr(backend, "availability", classmethod(lambda cls: (False, "toy missing")))
+    config = {**default_config, "backends": ["toy_cuda"], "precisions": ["fp32"], "gpu": True}
+    rows = plan(parse_config(validated(config)), LOGIN_NODE)
+    assert {(r.planned, r.reason) for r in rows} == {(False, "toy missing")}

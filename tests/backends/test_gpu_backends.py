@@ -98,10 +98,11 @@ def test_without_trtexec_on_path_there_is_no_vendor_check(monkeypatch, tmp_path)
 # ---------------------------------------------------------------- ONNX Runtime GPU providers
 
 
-def test_fp32_asks_for_the_cuda_provider_alone(tmp_path):
+def test_fp32_asks_for_the_cuda_provider_alone_with_tf32_off(tmp_path):
     options = get_backend("onnxruntime_cuda").make_options({})
     providers = ort_cuda.provider_options("fp32", options, tmp_path, [3, 8, 8], dynamic=True)
-    assert providers == [("CUDAExecutionProvider", {"device_id": 0})]
+    # the CUDA provider's use_tf32 defaults to on: "fp32" would be TF32
+    assert providers == [("CUDAExecutionProvider", {"device_id": 0, "use_tf32": 0})]
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])

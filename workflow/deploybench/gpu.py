@@ -56,10 +56,20 @@ def parse_gpu_facts(csv_line: str) -> dict[str, str]:
     return dict(zip(FACT_FIELDS, values, strict=True))
 
 
-def gpu_facts(index: int = 0) -> dict[str, str] | None:
-    """The GPU's name, driver, compute capability, clocks and power limit; None without one."""
+def nvidia_smi_id(uuid: object) -> str:
+    """nvidia-smi's ``--id`` for the device whose UUID torch reports (``props.uuid``, without
+    nvidia-smi's ``GPU-`` prefix). Not torch's index: under ``CUDA_VISIBLE_DEVICES`` torch
+    renumbers the devices it sees, while nvidia-smi always numbers every GPU on the host."""
+    text = str(uuid).strip()
+    return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+
+
+def gpu_facts(uuid: object | None = None) -> dict[str, str] | None:
+    """The GPU's name, driver, compute capability, clocks and power limit; None without one.
+    ``uuid`` picks the device (see :func:`nvidia_smi_id`); without it, the host's first GPU."""
+    selector = [f"--id={nvidia_smi_id(uuid)}"] if uuid is not None else []
     output = _nvidia_smi(
-        f"--id={index}",
+        *selector,
         f"--query-gpu={','.join(FACT_FIELDS.values())}",
         "--format=csv,noheader,nounits",
     )

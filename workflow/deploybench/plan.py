@@ -1,13 +1,17 @@
 """The plan: every model × backend × precision × shape × batch, planned or skipped with a reason.
 
 Decided once, when the DAG is built, from the settings, the backends' declared capabilities and
-availability, and the facts of the host that builds the DAG.
+availability, and the facts of the host that builds the DAG. With ``gpu: true`` the GPU jobs run
+on other hosts (a cluster's GPU nodes) in the GPU environment, so a GPU backend's packages are
+judged as there, not by what the planning host has installed.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
+from .backends.base import Backend
 from .backends.registry import get_backend
 from .hardware import HostFacts
 from .records import SkipRecord
@@ -15,6 +19,8 @@ from .settings import Settings
 from .specs import ConfigKey, batches_for, shape_kind, shape_names
 
 NO_GPU_REASON = "no CUDA device on the host that built the DAG (gpu: true plans for a cluster)"
+#: The pip extra that makes the GPU environment (envs/gpu.yaml), where the GPU jobs run.
+GPU_EXTRA = "gpu"
 
 
 @dataclass(frozen=True)
@@ -35,11 +41,38 @@ class Combination:
         return SkipRecord.skipped(self.key, self.reason, batch=self.batch)
 
 
-def _why_not(backend_name: str, precision: str, host: HostFacts) -> str:
-    """Why this backend × precision cannot run here; empty when it can."""
+def plans_for_other_hosts(settings: Settings) -> bool:
+    """``gpu: true``: the GPU jobs run elsewhere (a login node plans for GPU nodes)."""
+    return settings.gpu is True or settings.gpu == "true"
+
+
+@functools.cache
+def _in_the_gpu_environment(backend: type[Backend]) -> type[Backend]:
+    """The backend as judged inside the GPU environment, which installs all it imports
+    (tests/test_gpu_plan.py checks the [gpu] extra): a login node cannot hold onnxruntime-gpu
+    beside the CPU onnxruntime, and need not hold TensorRT. Where a package is missing there
+    after all, the job fails with the install hint (``compile`` checks availability), and the
+    report shows that failure."""
+    judged = (True, f"judged as in the [{GPU_EXTRA}] environment, where its jobs run")
+    return type(
+        backend.__name__,
+        (backend,),
+        {
+            "availability": classmethod(lambda cls: judged),
+            "_missing_package": classmethod(lambda cls, packages: None),
+        },
+    )
+
+
+def _why_not(backend_name: str, precision: str, host: HostFacts, elsewhere: bool) -> str:
+    """Why this backend × precision cannot run where its jobs will; empty when it can."""
     backend = get_backend(backend_name)
     if backend.device == "cuda" and not host.has_gpu:
         return NO_GPU_REASON
+    if elsewhere and backend.device == "cuda" and backend.extra == GPU_EXTRA:
+        # the GPU's capability, declined and unoffered precisions still count; this host's
+        # packages do not
+        backend = _in_the_gpu_environment(backend)
     available, why_not = backend.availability()
     if not available:
         return why_not
@@ -56,13 +89,14 @@ def _shape_reason(backend) -> str:
 
 def plan(settings: Settings, host: HostFacts) -> list[Combination]:
     rows: list[Combination] = []
+    elsewhere = plans_for_other_hosts(settings)
     shapes = shape_names(settings.shapes, settings.batch_sizes)
     for backend_name in settings.backends:
         backend = get_backend(backend_name)
         # `shapes` describes ONNX graphs; an eager model takes any batch, always.
         offered = shapes if backend.source == "onnx" else ["dynamic"]
         for precision in settings.precisions:
-            reason = _why_not(backend_name, precision, host)
+            reason = _why_not(backend_name, precision, host, elsewhere)
             for model in settings.models:
                 # Shapes the backend does not take still show up, as skipped with its reason.
                 for shape in offered:

@@ -2,10 +2,17 @@
 wheel), CUDA-event timing on the work stream, the GPU's facts in every record, and the checks
 that a job really runs on a GPU.
 
-A CUDA runner's ``run`` takes the batch on the device (copied once), records a CUDA event,
-launches the work on its stream, records a second event and waits for it: the device time
-between the events is the latency the harness keeps (``device_timer``); outputs stay on the
-device. The host latency with both copies is ``infer``'s, measured separately.
+A CUDA runner owns a dedicated (non-default) stream: the input copy, the work and both events
+go on it. The legacy default stream synchronises with every other stream, which adds waits
+inside the timed events (pytorch/TensorRT#3190), and ONNX Runtime ignores stream 0 as a
+``user_compute_stream``. ``run`` takes the batch on the device (copied once), records a CUDA
+event, launches the work on that stream, records a second event and waits for it: the device
+time between the events is the latency the harness keeps (``device_timer``); outputs stay on
+the device. The host latency with both copies is ``infer``'s, measured separately.
+
+An engine built for a range of batches (``batch_range``: a TensorRT optimization profile)
+refuses any other batch; ``infer`` splits a larger batch (parity's whole evaluation set) into
+batches inside the range.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ConfigError
 from ..gpu import gpu_facts
 from .base import Runner
 
@@ -60,18 +67,27 @@ class CudaRunner(Runner):
         require_cuda(torch)
         self._torch = torch
         self._device = torch.device("cuda", torch.cuda.current_device())
-        # the current stream: the input copy and the work are ordered on it without extra waits
-        self._stream = torch.cuda.current_stream(self._device)
+        self._stream = torch.cuda.Stream(self._device)
         self._timer = CudaEventTimer(torch, self._stream)
         self._cached_host: np.ndarray | None = None
         self._cached_device = None
+        #: (min, max) batch the loaded engine accepts; None: any batch the graph takes
+        self.batch_range: tuple[int, int] | None = None
         properties = torch.cuda.get_device_properties(self._device)
         self.execution_info = {
             "device": torch.cuda.get_device_name(self._device),
             "compute_capability": f"{properties.major}.{properties.minor}",
-            "timing_clock": "CUDA events on the work stream (device time, no copies)",
-            "gpu": gpu_facts(self._device.index) or {},
+            "timing_clock": "CUDA events on the runner's own stream (device time, no copies)",
+            "gpu": gpu_facts(properties.uuid) or {},
         }
+
+    @property
+    def stream(self):
+        """The dedicated stream every copy, launch and event of this runner goes on."""
+        return self._stream
+
+    def on_stream(self):
+        return self._torch.cuda.stream(self._stream)
 
     def device_input(self, batch: Any, dtype=None):
         """``batch`` as a contiguous CUDA tensor. A host array is copied once and reused while the
@@ -81,14 +97,43 @@ class CudaRunner(Runner):
             return self._cached_device
         torch = self._torch
         tensor = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.asarray(batch))
-        tensor = tensor.to(self._device, dtype=dtype or tensor.dtype).contiguous()
+        with self.on_stream():
+            tensor = tensor.to(self._device, dtype=dtype or tensor.dtype).contiguous()
         if isinstance(batch, np.ndarray):
             self._cached_host, self._cached_device = batch, tensor
         return tensor
 
+    def check_batch(self, batch: int) -> None:
+        """A one-line error for a batch outside :attr:`batch_range`, before the engine fails
+        with a message that does not say why."""
+        if self.batch_range is None:
+            return
+        low, high = self.batch_range
+        if not low <= batch <= high:
+            raise ConfigError(
+                f"batch {batch} is outside the engine's optimization profile ({low}..{high}): "
+                "set backend_options profile_min_batch/profile_max_batch to cover it"
+            )
+
     def infer(self, batch: Any) -> dict[str, np.ndarray]:
         self._cached_host = None  # the copy in, the work, the copy out: what a caller waits for
-        return self.to_host(self.run(batch))
+        if self.batch_range is None or len(batch) <= self.batch_range[1]:
+            return self._infer_one(batch)
+        low, high = self.batch_range
+        chunks = []
+        for start in range(0, len(batch), high):
+            chunk = batch[start : start + high]
+            real = len(chunk)
+            if real < low:  # the tail below the profile's minimum: pad, then drop the padding
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], low - real, axis=0)])
+            outputs = self._infer_one(np.ascontiguousarray(chunk))
+            chunks.append({name: value[:real] for name, value in outputs.items()})
+        return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+
+    def _infer_one(self, batch: Any) -> dict[str, np.ndarray]:
+        outputs = self.run(batch)
+        with self.on_stream():
+            return self.to_host(outputs)
 
     def last_device_ms(self) -> float:
         return self._timer.elapsed_ms()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..onnx_tools import input_batch
 from .base import Backend, Runner, calibration_batches
 
@@ -18,6 +19,16 @@ GRAPH_LEVELS = {
     "all": "ORT_ENABLE_ALL",
 }
 CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+# The two QDQ graphs ONNX Runtime's quantizer makes here, by who runs them (the compile record's
+# ``qdq_flavour``). The CPU keeps the quantizer's defaults (asymmetric activations, int32 bias
+# DequantizeLinear): its int8 kernels take them. TensorRT's ONNX parser refuses non-zero zero
+# points (NVIDIA/TensorRT#2774), and quantized biases would leave nodes for the CPU.
+CPU_QDQ = "cpu"
+TENSORRT_QDQ = "tensorrt_symmetric"
+QDQ_EXTRA_OPTIONS = {
+    CPU_QDQ: {},
+    TENSORRT_QDQ: {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+}
 
 
 @dataclass(frozen=True)
@@ -110,9 +121,16 @@ class OnnxRuntimeBackend(Backend):
         )
 
 
-def quantize_qdq(source: Path, target: Path, calibration, options: QdqOptions) -> dict:
-    """Static int8 QDQ graph from ``source`` (ONNX Runtime's quantizer), written to ``target``:
-    what ONNX Runtime int8 runs, and the explicit Q/DQ graph TensorRT builds int8 engines from."""
+def quantize_qdq(
+    source: Path, target: Path, calibration, options: QdqOptions, flavour: str = CPU_QDQ
+) -> dict:
+    """Static int8 QDQ graph from ``source`` (ONNX Runtime's quantizer), written to ``target``,
+    in the ``flavour`` its runner takes (:data:`QDQ_EXTRA_OPTIONS`): ONNX Runtime int8 on the
+    CPU, or the explicit Q/DQ graph TensorRT (alone or as ONNX Runtime's provider) builds from."""
+    if flavour not in QDQ_EXTRA_OPTIONS:
+        raise ValueError(f"unknown QDQ flavour {flavour!r}: one of {', '.join(QDQ_EXTRA_OPTIONS)}")
+    if flavour == TENSORRT_QDQ and options.activation_type != "int8":
+        raise ConfigError("TensorRT's Q/DQ graph needs activation_type int8 (signed)")
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -151,6 +169,7 @@ def quantize_qdq(source: Path, target: Path, calibration, options: QdqOptions) -
         calibrate_method=getattr(
             CalibrationMethod, CALIBRATION_METHODS[options.calibration_method]
         ),
+        extra_options=dict(QDQ_EXTRA_OPTIONS[flavour]),
     )
     prepared.unlink()
     import onnx
@@ -158,6 +177,9 @@ def quantize_qdq(source: Path, target: Path, calibration, options: QdqOptions) -
     ops = [n.op_type for n in onnx.load(str(target)).graph.node]
     return {
         "quantization": "static QDQ",
+        "qdq_flavour": flavour,
+        "qdq_extra_options": QDQ_EXTRA_OPTIONS[flavour],
+        "activation_type": options.activation_type,
         "per_channel": options.per_channel,
         "calibration_method": options.calibration_method,
         "calibration_images": sum(len(b) for b in batches),

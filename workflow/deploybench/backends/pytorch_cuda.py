@@ -1,9 +1,12 @@
 """PyTorch eager on a CUDA GPU: the baseline every GPU speedup is measured against.
 
 fp32 is real fp32: cuDNN and cuBLAS would otherwise run convolutions and matmuls in TF32 on
-Ampere and newer, which is a different precision. fp16 and bf16 are autocast (weights stay
-fp32, eligible ops run reduced). ``torch.compile`` is an option, off by default: eager is the
-reference a user's model starts from.
+Ampere and newer, which is a different precision. fp16 and bf16 time a model converted once
+(``.to(torch.float16)`` / ``.to(torch.bfloat16)``, the input cast once with the copy): that is
+the latency of an fp16 model. Autocast, the option ``autocast: true``, keeps fp32 weights and
+re-casts every one of them on every run, inside the timed events; its records say so.
+``torch.compile`` is an option, off by default: eager is the reference a user's model starts
+from.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from .base import Runner
 from .cuda import CudaRunner
 from .pytorch import PyTorchBackend
 
-AUTOCAST_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+REDUCED_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -26,17 +29,27 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 class PyTorchCudaOptions:
     compile: bool = False
     compile_mode: str = "default"
+    # fp16/bf16 by autocast over fp32 weights, instead of a model converted once
+    autocast: bool = False
 
     def __post_init__(self) -> None:
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}")
 
 
-def precision_context(torch, precision: str):
-    """What the forward runs under: nothing for fp32, CUDA autocast for fp16 and bf16."""
-    if precision in AUTOCAST_DTYPES:
-        return functools.partial(torch.autocast, "cuda", getattr(torch, AUTOCAST_DTYPES[precision]))
+def precision_context(torch, precision: str, autocast: bool):
+    """What the forward runs under: CUDA autocast for fp16 and bf16 when asked, else nothing."""
+    if autocast and precision in REDUCED_DTYPES:
+        return functools.partial(torch.autocast, "cuda", getattr(torch, REDUCED_DTYPES[precision]))
     return contextlib.nullcontext
+
+
+def execution_precision(precision: str, autocast: bool) -> str:
+    if precision not in REDUCED_DTYPES:
+        return "fp32 (TF32 off)"
+    if autocast:
+        return f"{precision} (autocast: fp32 weights re-cast on every run)"
+    return f"{precision} (model converted once to {REDUCED_DTYPES[precision]})"
 
 
 class PyTorchCudaRunner(CudaRunner):
@@ -46,17 +59,23 @@ class PyTorchCudaRunner(CudaRunner):
         torch.set_num_threads(threads)
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-        model = model.to(self._device).eval()
+        converted = precision in REDUCED_DTYPES and not options.autocast
+        self._input_dtype = (
+            getattr(torch, REDUCED_DTYPES[precision]) if converted else torch.float32
+        )
+        # on the runner's stream: the conversion kernels are ordered before the first run
+        with self.on_stream():
+            model = model.to(self._device).eval()
+            if converted:
+                model = model.to(self._input_dtype)
         if options.compile:
             model = torch.compile(model, mode=options.compile_mode)
         self._model = model
-        self._precision_context = precision_context(torch, precision)
+        self._precision_context = precision_context(torch, precision, options.autocast)
         self.execution_info.update(
             {
                 "threads": torch.get_num_threads(),
-                "execution_precision": f"{precision} (autocast)"
-                if precision in AUTOCAST_DTYPES
-                else "fp32 (TF32 off)",
+                "execution_precision": execution_precision(precision, options.autocast),
                 "torch_compile": options.compile_mode if options.compile else None,
                 "cuda": torch.version.cuda,
             }
@@ -64,8 +83,8 @@ class PyTorchCudaRunner(CudaRunner):
 
     def run(self, batch):
         torch = self._torch
-        inputs = self.device_input(batch, torch.float32)
-        with torch.inference_mode(), self._precision_context(), self._timer:
+        inputs = self.device_input(batch, self._input_dtype)
+        with self.on_stream(), torch.inference_mode(), self._precision_context(), self._timer:
             output = self._model(inputs)
         outputs = output if isinstance(output, (tuple, list)) else (output,)
         return dict(zip(output_names(len(outputs)), outputs, strict=True))

@@ -5,7 +5,8 @@ Two majors, chosen by the installed version and recorded with the engine:
   QDQ graph's explicit scales, so no calibrator);
 - TensorRT 11 builds strongly typed networks only (its FP16/INT8 flags and calibrators are
   gone): fp16 comes from an fp16 ONNX graph, int8 from the explicit Q/DQ graph.
-Both take int8 from the QDQ graph ONNX Runtime int8 produces, one quantizer for both backends.
+int8 comes from ONNX Runtime's quantizer in its TensorRT flavour (symmetric, zero points 0,
+float biases): TensorRT's ONNX parser refuses the non-zero zero points of the CPU flavour.
 fp32 is real fp32: TF32, on by default in TensorRT, is cleared. The dynamic-batch graph gets an
 optimization profile (min/opt/max batch from the options). The builder's timing cache is kept
 in the artifact and can seed a later build (``timing_cache``). Device buffers are torch CUDA
@@ -26,7 +27,7 @@ from ..records import VendorCheck
 from ..specs import INPUT_NAME
 from .base import Backend, Runner
 from .cuda import CudaRunner
-from .onnxruntime import QdqOptions, quantize_qdq
+from .onnxruntime import TENSORRT_QDQ, QdqOptions, quantize_qdq
 
 ENGINE_FILE = "model.engine"
 TIMING_CACHE_FILE = "timing.cache"
@@ -89,6 +90,8 @@ class TensorRtOptions(QdqOptions):
             raise ValueError("builder_optimization_level must be 0..5")
         if self.workspace_mb < 1:
             raise ValueError("workspace_mb must be >= 1")
+        if self.activation_type != "int8":
+            raise ValueError("activation_type must be int8: TensorRT takes signed int8 Q/DQ only")
 
 
 def profile_shapes(options: TensorRtOptions, dims: list[int]) -> dict[str, tuple[int, ...]]:
@@ -150,7 +153,11 @@ def build_engine(graph: Path, recipe: BuildRecipe, options: TensorRtOptions, out
             )
         seed = seed_path.read_bytes()
     cache = config.create_timing_cache(seed)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise RuntimeError(
+            f"TensorRT refused the timing cache {options.timing_cache or '(new)'}: a seed must "
+            "come from this GPU and TensorRT version; drop backend_options.tensorrt.timing_cache"
+        )
     graph_input = network.get_input(0)
     dims = list(graph_input.shape)
     dynamic = dims[0] == -1
@@ -158,7 +165,10 @@ def build_engine(graph: Path, recipe: BuildRecipe, options: TensorRtOptions, out
         profile = builder.create_optimization_profile()
         shapes = profile_shapes(options, dims[1:])
         profile.set_shape(graph_input.name, shapes["min"], shapes["opt"], shapes["max"])
-        config.add_optimization_profile(profile)
+        if config.add_optimization_profile(profile) < 0:
+            raise ConfigError(
+                f"TensorRT refused the optimization profile {shapes}: fix profile_*_batch"
+            )
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError("TensorRT built no engine: its reason is in the job's log above")
@@ -193,11 +203,16 @@ class TensorRtRunner(CudaRunner):
         ]
         self._outputs = [n for n in names if n not in self._inputs]
         self._buffers: dict[tuple[str, tuple[int, ...]], Any] = {}
+        first = self._inputs[0]
+        if self._engine.get_tensor_shape(first)[0] == -1:
+            low, _, high = self._engine.get_tensor_profile_shape(first, 0)
+            self.batch_range = (int(low[0]), int(high[0]))
         self.execution_info.update(
             {
                 "tensorrt": trt.__version__,
                 "execution_precision": precision,
                 "io": {n: self._engine.get_tensor_dtype(n).name for n in names},
+                "batch_range": self.batch_range,
             }
         )
 
@@ -208,19 +223,33 @@ class TensorRtRunner(CudaRunner):
         shape = tuple(self._context.get_tensor_shape(name))
         key = (name, shape)
         if key not in self._buffers:
-            self._buffers[key] = self._torch.empty(
-                shape, dtype=self._dtype(name), device=self._device
-            )
+            with self.on_stream():
+                self._buffers[key] = self._torch.empty(
+                    shape, dtype=self._dtype(name), device=self._device
+                )
         return self._buffers[key]
+
+    def _address(self, name: str, tensor) -> None:
+        if not self._context.set_tensor_address(name, tensor.data_ptr()):
+            raise RuntimeError(
+                f"TensorRT refused the device buffer of {name!r} (unknown tensor or misaligned "
+                "address): recompile the engine from this model's ONNX"
+            )
 
     def run(self, batch):
         name = self._inputs[0]
+        self.check_batch(len(batch))
         inputs = self.device_input(batch, self._dtype(name))
-        self._context.set_input_shape(name, tuple(inputs.shape))
-        self._context.set_tensor_address(name, inputs.data_ptr())
+        shape = tuple(inputs.shape)
+        if not self._context.set_input_shape(name, shape):
+            raise ConfigError(
+                f"TensorRT refused input shape {shape} for {name!r} (engine batch range "
+                f"{self.batch_range or 'fixed'}): feed the shape the engine was built for"
+            )
+        self._address(name, inputs)
         outputs = {n: self._output(n) for n in self._outputs}
         for n, tensor in outputs.items():
-            self._context.set_tensor_address(n, tensor.data_ptr())
+            self._address(n, tensor)
         with self._timer:
             if not self._context.execute_async_v3(self._stream.cuda_stream):
                 raise RuntimeError("TensorRT's execute_async_v3 failed: see the job's log")
@@ -240,7 +269,8 @@ class TensorRtBackend(Backend):
     # int8 from ONNX Runtime's QDQ graph; fp16 on TensorRT 11 from an fp16 copy of the graph
     precision_packages = {"int8": ("onnxruntime",), "fp16": ("onnxconverter_common",)}
     host_threads = False
-    distributions = ("tensorrt", "torch")
+    # the [gpu] extra's TensorRT: the one ONNX Runtime's TensorRT provider links (10.x, cu13)
+    distributions = ("tensorrt-cu13", "torch")
     extra = "gpu"
     needs_calibration = ("int8",)
     vendor_tool = "trtexec"
@@ -254,7 +284,9 @@ class TensorRtBackend(Backend):
         graph = source
         if recipe.graph == "qdq":
             graph = out_dir / "model.qdq.onnx"
-            details.update(quantize_qdq(source, graph, calibration, self.options))
+            details.update(
+                quantize_qdq(source, graph, calibration, self.options, flavour=TENSORRT_QDQ)
+            )
         elif recipe.graph == "fp16":
             graph = out_dir / "model.fp16.onnx"
             fp16_graph(source, graph)
