@@ -52,13 +52,13 @@ def tiny_inputs() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory, tiny_net) -> dict:
     """The tiny CNN exported twice: batch fixed at 2, and batch dynamic."""
-    from deploybench.onnx_tools import export_onnx
+    from helpers import export_classifier
 
     folder = tmp_path_factory.mktemp("onnx")
     paths = {}
     for name, batch in (("static", 2), ("dynamic", None)):
         paths[name] = folder / f"{name}.onnx"
-        export_onnx(tiny_net, 16, paths[name], batch=batch, exporter="torchscript", opset=17)
+        export_classifier(tiny_net, 16, paths[name], batch, "torchscript", 17)
     return paths
 
 

@@ -118,9 +118,10 @@ class FaultyRunner(Runner):
         self._fault = fault
         self.execution_info = {"threads": 1}
 
-    def run(self, batch):
+    def run(self, feeds):
         if self._fault is not None:
             self._fault()
+        batch = next(iter(feeds.values()))
         return {"logits": batch.reshape(len(batch), -1)[:, :10]}
 
 

@@ -45,3 +45,26 @@ def limits(**overrides: Any) -> dict[str, Any]:
     """The schema's supervision limits, with ``overrides``."""
     config = validated({"models": {"m": {"source": "efficientnet_lite0"}}})
     return {**config["limits"], **overrides}
+
+
+def feeds(batch):
+    """One image batch as the named inputs a runner takes (the exporter names the input so)."""
+    from deploybench.specs import INPUT_NAME
+
+    return {INPUT_NAME: batch}
+
+
+def fetch(spec, out_dir):
+    """``models.fetch_model`` with the example its task gives (as the fetch stage does)."""
+    from deploybench.models import fetch_model
+    from deploybench.tasks import get_task
+
+    return fetch_model(spec, out_dir, get_task(spec.task).example_feeds(spec, 1))
+
+
+def export_classifier(model, input_size, out_path, batch, exporter="torchscript", opset=17):
+    """An image classifier exported as the export stage does (task classification)."""
+    from deploybench.tasks import get_task
+
+    spec = model_spec("m", source="torchvision", architecture="resnet18", input_size=input_size)
+    return get_task("classification").export_onnx(model, spec, out_path, batch, exporter, opset)

@@ -262,7 +262,7 @@ def test_a_whole_comparison_closes_its_workers_and_records_each_process_median(
 
     monkeypatch.setattr(compare, "_start_workers", fake_start)
     monkeypatch.setattr(compare, "compile_failure", lambda artifact_dir: "")
-    monkeypatch.setattr(compare, "load_npz", lambda path: {"evaluation": np.zeros((2, 3, 4, 4))})
+    monkeypatch.setattr(compare, "load_feeds", lambda path: {"input": np.zeros((2, 3, 4, 4))})
     out = tmp_path / "comparison.json"
     keys = [
         {"model": "m", "backend": b, "precision": "fp32", "shape": "dynamic"}
@@ -294,7 +294,7 @@ def test_a_whole_comparison_closes_its_workers_and_records_each_process_median(
 
 
 def test_every_configuration_needs_its_artifact(monkeypatch):
-    monkeypatch.setattr(compare, "load_npz", lambda path: {"evaluation": np.zeros((1, 3, 4, 4))})
+    monkeypatch.setattr(compare, "load_feeds", lambda path: {"input": np.zeros((1, 3, 4, 4))})
     monkeypatch.setattr(compare, "compile_failure", lambda artifact_dir: "")
     key = {"model": "m", "backend": "pytorch", "precision": "fp32", "shape": "dynamic"}
     with pytest.raises(ValueError):
@@ -449,7 +449,7 @@ def test_each_process_median_is_a_median_listed_by_process_index(monkeypatch, tm
 
     monkeypatch.setattr(compare, "_start_workers", fake_start)
     monkeypatch.setattr(compare, "compile_failure", lambda artifact_dir: "")
-    monkeypatch.setattr(compare, "load_npz", lambda path: {"evaluation": np.zeros((2, 3, 4, 4))})
+    monkeypatch.setattr(compare, "load_feeds", lambda path: {"input": np.zeros((2, 3, 4, 4))})
     out = tmp_path / "comparison.json"
     key = {"model": "m", "backend": "pytorch", "precision": "fp32", "shape": "dynamic"}
     compare.compare_configs(

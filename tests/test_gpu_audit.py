@@ -28,6 +28,7 @@ from deploybench.backends import tensorrt as trt_backend
 from deploybench.errors import BackendUnavailable, ConfigError
 from deploybench.gpu import gpu_facts
 from deploybench.stages.inference import run_all
+from helpers import feeds
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -330,7 +331,7 @@ def test_the_tensorrt_qdq_flavour_is_symmetric_with_float_biases(tiny_onnx, tiny
     gpu = quantize_qdq(
         tiny_onnx["dynamic"],
         tmp_path / "gpu.onnx",
-        tiny_inputs["calibration"],
+        feeds(tiny_inputs["calibration"]),
         options,
         flavour=TENSORRT_QDQ,
     )
@@ -342,7 +343,7 @@ def test_the_tensorrt_qdq_flavour_is_symmetric_with_float_biases(tiny_onnx, tiny
     assert gpu["qdq_flavour"] == TENSORRT_QDQ
     # the CPU flavour keeps the quantizer's defaults: non-zero zero points, int32 biases
     cpu = quantize_qdq(
-        tiny_onnx["dynamic"], tmp_path / "cpu.onnx", tiny_inputs["calibration"], options
+        tiny_onnx["dynamic"], tmp_path / "cpu.onnx", feeds(tiny_inputs["calibration"]), options
     )
     facts = _qdq_facts(tmp_path / "cpu.onnx")
     assert cpu["qdq_flavour"] == CPU_QDQ
@@ -356,7 +357,7 @@ def test_both_gpu_backends_compile_int8_from_the_symmetric_flavour(
     (tmp_path / "ort").mkdir()
     ort_backend = get_backend("onnxruntime_cuda")("int8", 1)
     details = ort_backend._compile(
-        tiny_onnx["dynamic"], tmp_path / "ort", tiny_inputs["calibration"]
+        tiny_onnx["dynamic"], tmp_path / "ort", feeds(tiny_inputs["calibration"])
     )
     assert not any(z.any() for z in _qdq_facts(tmp_path / "ort" / "model.onnx")["zero_points"])
     assert details["qdq_flavour"] == "tensorrt_symmetric"
@@ -365,7 +366,7 @@ def test_both_gpu_backends_compile_int8_from_the_symmetric_flavour(
     monkeypatch.setattr(trt_backend, "build_engine", lambda *args: {})
     (tmp_path / "trt").mkdir()
     details = get_backend("tensorrt")("int8", 1)._compile(
-        tiny_onnx["dynamic"], tmp_path / "trt", tiny_inputs["calibration"]
+        tiny_onnx["dynamic"], tmp_path / "trt", feeds(tiny_inputs["calibration"])
     )
     qdq = _qdq_facts(tmp_path / "trt" / "model.qdq.onnx")
     assert not any(z.any() for z in qdq["zero_points"]) and qdq["int32_bias"] == []
@@ -497,7 +498,7 @@ def test_tensorrt_copies_launches_and_times_on_a_stream_of_its_own(
 ):
     runner = _trt_runner(monkeypatch, tmp_path, fake_cuda.log)
     batch = np.zeros((4, 3, 16, 16), np.float32)
-    runner.run(batch)
+    runner.run(feeds(batch))
     (stream,) = {handle for _, handle in _events_and_launches(fake_cuda.log)}
     assert stream != DEFAULT_STREAM
     assert _events_and_launches(fake_cuda.log) == [
@@ -532,7 +533,7 @@ def _pytorch_runner(cuda: FakeCuda, precision: str, **options):
 
 def test_pytorch_cuda_runs_and_times_on_a_stream_of_its_own(fake_cuda):
     runner, _ = _pytorch_runner(fake_cuda, "fp32")
-    runner.run(np.zeros((2, 3, 16, 16), np.float32))
+    runner.run(feeds(np.zeros((2, 3, 16, 16), np.float32)))
     (stream,) = {handle for _, handle in _events_and_launches(fake_cuda.log)}
     assert stream != DEFAULT_STREAM
     assert _events_and_launches(fake_cuda.log) == [
@@ -561,7 +562,7 @@ def test_onnxruntime_gpu_computes_on_the_runners_stream_between_cuda_events(
     batch = np.zeros((4, 3, 16, 16), np.float32)
     ort_env.log.clear()
     for _ in range(3):
-        runner.run(batch)
+        runner.run(feeds(batch))
     timed = [e for e in ort_env.log if e[0] in ("event", "run_with_iobinding")]
     stream = timed[0][1] if timed else None
     assert timed == [("event", stream), ("run_with_iobinding",), ("event", stream)] * 3
@@ -579,14 +580,14 @@ def test_onnxruntime_gpu_computes_on_the_runners_stream_between_cuda_events(
 def test_tensorrt_names_the_profile_for_a_batch_outside_it(fake_cuda, monkeypatch, tmp_path):
     runner = _trt_runner(monkeypatch, tmp_path, fake_cuda.log)
     with pytest.raises(ConfigError, match=r"batch 40 is outside .*\(1\.\.32\)") as error:
-        runner.run(np.zeros((40, 3, 16, 16), np.float32))
+        runner.run(feeds(np.zeros((40, 3, 16, 16), np.float32)))
     assert "\n" not in str(error.value)
 
 
 def test_tensorrt_refusing_a_buffer_address_is_an_error(fake_cuda, monkeypatch, tmp_path):
     runner = _trt_runner(monkeypatch, tmp_path, fake_cuda.log, refuse_address=("output",))
     with pytest.raises(RuntimeError, match="refused the device buffer of 'output'"):
-        runner.run(np.zeros((2, 3, 16, 16), np.float32))
+        runner.run(feeds(np.zeros((2, 3, 16, 16), np.float32)))
     assert not any(entry[0] == "execute" for entry in fake_cuda.log)
 
 
@@ -658,7 +659,8 @@ class ProfiledRunner(cuda_module.CudaRunner):
         self.batch_range = (1, 32)
         self.batches: list[int] = []
 
-    def run(self, batch):
+    def run(self, feeds):
+        batch = feeds["input"]
         self.batches.append(len(batch))
         return {"output": np.asarray(batch).reshape(len(batch), -1).sum(axis=1)}
 
@@ -667,7 +669,7 @@ def test_parity_feeds_an_engine_batches_inside_its_profile(fake_cuda):
     evaluation = np.random.default_rng(0).standard_normal((70, 3, 4, 4)).astype(np.float32)
     runner = ProfiledRunner()
     # a dynamic configuration: parity hands every evaluation image over in one batch
-    outputs = run_all(runner, evaluation, None)
+    outputs = run_all(runner, feeds(evaluation), None)
     assert runner.batches == [32, 32, 6]
     np.testing.assert_allclose(outputs["output"], evaluation.reshape(70, -1).sum(axis=1))
 
@@ -678,14 +680,16 @@ def test_onnxruntime_tensorrt_respects_its_profile_and_cuda_has_none(
     ort_env.install_tensorrt()
     runner = _ort_runner(ort_env, tiny_onnx, tmp_path, "fp16", profile_max_batch=16)
     with pytest.raises(ConfigError, match=r"\(1\.\.16\)"):
-        runner.run(np.zeros((17, 3, 16, 16), np.float32))
+        runner.run(feeds(np.zeros((17, 3, 16, 16), np.float32)))
     ort_env.log.clear()
-    outputs = runner.infer(np.zeros((40, 3, 16, 16), np.float32))
+    outputs = runner.infer(feeds(np.zeros((40, 3, 16, 16), np.float32)))
     binds = [e[3][0] for e in ort_env.log if e[0] == "bind_input"]
     assert binds == [16, 16, 8] and outputs["output"].shape == (40, 10)
     # the CUDA provider has no profile: one batch
     ort_env.log.clear()
-    _ort_runner(ort_env, tiny_onnx, tmp_path, "fp32").infer(np.zeros((40, 3, 16, 16), np.float32))
+    _ort_runner(ort_env, tiny_onnx, tmp_path, "fp32").infer(
+        feeds(np.zeros((40, 3, 16, 16), np.float32))
+    )
     assert [e[3][0] for e in ort_env.log if e[0] == "bind_input"] == [40]
 
 
@@ -720,7 +724,7 @@ def test_reduced_precision_times_a_model_converted_once(fake_cuda, precision, dt
     runner, model = _pytorch_runner(fake_cuda, precision)
     batch = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
     for _ in range(3):
-        runner.run(batch)
+        runner.run(feeds(batch))
     wanted = getattr(torch, dtype)
     assert {(seen_dtype, weight) for _, seen_dtype, weight in model.seen} == {(wanted, wanted)}
     # the input was cast and copied once, then reused by every timed run

@@ -10,9 +10,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "workflow" / "deploybench"
 # Lowest first. A module may import its own layer and the ones below.
 LAYERS = {
-    0: ("errors", "specs", "hardware", "stats", "gpu", "isolation"),
-    1: ("io", "parity", "timing", "onnx_tools", "models", "inputs", "placement"),
-    2: ("records",),
+    0: ("errors", "specs", "hardware", "stats", "gpu", "isolation", "plugins"),
+    1: ("io", "feeds", "parity", "timing", "onnx_tools", "models", "inputs", "placement"),
+    2: ("records", "tasks"),
     3: ("backends",),
     4: ("settings", "plan"),
     5: ("stages",),

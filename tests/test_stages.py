@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from deploybench.backends import Runner, get_backend
-from deploybench.io import save_npz
+from deploybench.feeds import save_feeds
 from deploybench.records import ARTIFACT_RECORD, CompileRecord, SkipRecord, TimingRecord
 from deploybench.specs import ConfigKey
 from deploybench.stages.collect import collect_results
 from deploybench.stages.compile import compile_model
 from deploybench.stages.inference import make_batch, run_all
 from deploybench.stages.timing import time_inference, vendor_crosscheck
-from helpers import limits, timing_settings
+from helpers import feeds, limits, timing_settings
 
 pytest.importorskip("onnxruntime")
 
@@ -37,9 +37,9 @@ def test_compile_failure_becomes_records_and_a_report_row(
     tiny_onnx, tiny_inputs, tmp_path, monkeypatch
 ):
     evaluation = tmp_path / "evaluation.npz"
-    save_npz(evaluation, evaluation=tiny_inputs["evaluation"])
+    save_feeds(evaluation, feeds(tiny_inputs["evaluation"]))
     calibration = tmp_path / "calibration.npz"
-    save_npz(calibration, calibration=tiny_inputs["calibration"])
+    save_feeds(calibration, feeds(tiny_inputs["calibration"]))
     good, bad = tmp_path / "fp32", tmp_path / "int8"
     source = str(tiny_onnx["dynamic"])
     compile_model(
@@ -133,20 +133,29 @@ def test_a_failing_vendor_tool_is_recorded_not_raised():
 
 
 class Echo(Runner):
-    def run(self, batch):
-        assert len(batch) == 4
-        return {"sum": batch.reshape(len(batch), -1).sum(axis=1, keepdims=True)}
+    """Sums each sample of both inputs; takes only full batches of 4, like a static graph."""
+
+    def run(self, feeds):
+        image, mask = feeds["image"], feeds["mask"]
+        assert len(image) == len(mask) == 4
+        return {"sum": image.reshape(len(image), -1).sum(axis=1, keepdims=True) + mask}
 
 
-def test_run_all_pads_static_batches_and_keeps_order():
-    data = np.arange(10 * 2, dtype=np.float32).reshape(10, 2)
+def test_run_all_pads_static_batches_and_keeps_order_of_every_input():
+    data = {
+        "image": np.arange(10 * 2, dtype=np.float32).reshape(10, 2),
+        "mask": np.arange(10, dtype=np.float32).reshape(10, 1) * 100,
+    }
     out = run_all(Echo(), data, 4)
-    np.testing.assert_array_equal(out["sum"][:, 0], data.sum(axis=1))
+    np.testing.assert_array_equal(out["sum"][:, 0], data["image"].sum(axis=1) + data["mask"][:, 0])
 
 
-def test_make_batch_cycles_when_asking_for_more_than_the_images():
-    data = np.arange(3, dtype=np.float32).reshape(3, 1)
-    np.testing.assert_array_equal(make_batch(data, 5)[:, 0], [0, 1, 2, 0, 1])
+def test_make_batch_cycles_every_input_when_asking_for_more_than_the_samples():
+    data = {"a": np.arange(3, dtype=np.float32).reshape(3, 1), "b": np.arange(3) * 10}
+    batch = make_batch(data, 5)
+    np.testing.assert_array_equal(batch["a"][:, 0], [0, 1, 2, 0, 1])
+    np.testing.assert_array_equal(batch["b"], [0, 10, 20, 0, 10])
+    assert list(batch) == ["a", "b"]
 
 
 def test_a_record_written_by_another_version_is_a_clear_error(tmp_path):
@@ -241,7 +250,7 @@ def test_a_comparison_survives_a_crashing_worker_and_a_failed_compile(
         "DEPLOYBENCH_BACKENDS", f"{faults.broken_backend_environment()},{faults.FAULTY_ENVIRONMENT}"
     )
     evaluation = tmp_path / "evaluation.npz"
-    save_npz(evaluation, evaluation=tiny_inputs["evaluation"])
+    save_feeds(evaluation, feeds(tiny_inputs["evaluation"]))
     configs, folders = [], []
     for backend in ("onnxruntime", "broken", "faulty"):
         folder = tmp_path / backend

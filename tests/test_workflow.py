@@ -349,11 +349,15 @@ def test_config_overrides_still_apply_to_the_default_experiment(tmp_path):
 
 @pytest.mark.slow
 def test_a_backend_registered_from_outside_flows_through_every_stage(tmp_path):
-    """The throwaway tests/toy_backend.py, registered through the environment alone."""
+    """The throwaway tests/toy_backend.py, registered through the environment alone; the model
+    is described by its named input alone (task tensors: non-square frames, not an image the
+    classification task would crop)."""
     import onnx
 
     config = yaml.safe_load(TINY.read_text())
-    config["models"]["tiny"]["input_size"] = 32
+    config["models"]["tiny"].update(
+        task="tensors", inputs={"frames": {"shape": ["batch", 3, 24, 40], "range": [-1, 1]}}
+    )
     config.update(
         backends=["pytorch", "onnx_reference", "onnx_scaled"], precisions=["fp32"], batch_sizes=[1]
     )
@@ -392,6 +396,11 @@ def test_a_backend_registered_from_outside_flows_through_every_stage(tmp_path):
     assert float(baseline["cmp_speedup"]) == 1.0 and baseline["parity_verdict"] == exact
     html = (workdir / "reports" / "report.html").read_text()
     assert "onnx_reference" in html and "fp32 (numpy)" in html
+    graph = onnx.load(str(workdir / "results" / "onnx" / "tiny" / "exported.onnx")).graph
+    assert [
+        (i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
+        for i in graph.input
+    ] == [("frames", ["batch", 3, 24, 40])]
 
 
 def isolated_env() -> dict[str, str]:

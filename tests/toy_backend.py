@@ -5,6 +5,7 @@ reference evaluator, pure numpy. Nothing else in the product knows it exists."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +23,12 @@ class OnnxReferenceRunner(Runner):
         from onnx.reference import ReferenceEvaluator
 
         self._evaluator = ReferenceEvaluator(str(model_path))
-        self._input = self._evaluator.input_names[0]
+        self._inputs = list(self._evaluator.input_names)
         self._outputs = list(self._evaluator.output_names)
         self.execution_info = {"threads": threads, "execution_precision": "fp32 (numpy)"}
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        results = self._evaluator.run(None, {self._input: batch})
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self._evaluator.run(None, {name: feeds[name] for name in self._inputs})
         return dict(zip(self._outputs, results, strict=True))
 
 
@@ -49,8 +50,8 @@ class OnnxReferenceBackend(Backend):
 class ScaledOutputsRunner(OnnxReferenceRunner):
     """Right graph, wrong numbers: every output 1.5x what it should be."""
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: value * 1.5 for name, value in super().run(batch).items()}
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: value * 1.5 for name, value in super().run(feeds).items()}
 
 
 class ScaledOutputsBackend(OnnxReferenceBackend):

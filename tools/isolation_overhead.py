@@ -24,9 +24,9 @@ import numpy as np  # noqa: E402
 from deploybench.backends import get_backend  # noqa: E402
 from deploybench.isolation import Limits, run_isolated  # noqa: E402
 from deploybench.models import fetch_model, load_model  # noqa: E402
-from deploybench.onnx_tools import export_onnx  # noqa: E402
 from deploybench.specs import ConfigKey, ModelSpec, TimingSettings  # noqa: E402
 from deploybench.stages.timing import _measure_configuration  # noqa: E402
+from deploybench.tasks import get_task  # noqa: E402
 
 
 def schema_timing() -> TimingSettings:
@@ -57,14 +57,18 @@ def main() -> None:
         resize=None,
         mean=None,
         std=None,
+        task="classification",
+        inputs=None,
+        axes={},
     )
-    fetch_model(spec, folder / "model")
+    task = get_task(spec.task)
+    fetch_model(spec, folder / "model", task.example_feeds(spec, 1))
     model, _ = load_model(folder / "model")
-    export_onnx(model, 224, folder / "model.onnx", 1, "torchscript", 17)
+    task.export_onnx(model, spec, folder / "model.onnx", 1, "torchscript", 17)
     key = ConfigKey("m", "onnxruntime", "fp32", "static_b1")
     backend = get_backend("onnxruntime")("fp32", args.threads)
     backend.compile(folder / "model.onnx", folder / "artifact")
-    data = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    data = {"input": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
     work = functools.partial(
         _measure_configuration,
         key,

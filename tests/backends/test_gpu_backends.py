@@ -18,7 +18,7 @@ from deploybench.gpu import gpu_present
 from deploybench.hardware import HostFacts
 from deploybench.plan import NO_GPU_REASON, plan
 from deploybench.settings import Settings
-from helpers import model_spec, timing_settings
+from helpers import feeds, fetch, model_spec, timing_settings
 
 GPU_BACKENDS = ("pytorch_cuda", "onnxruntime_cuda", "tensorrt")
 
@@ -200,9 +200,8 @@ def test_with_a_gpu_each_combination_says_precisely_why_it_is_skipped(monkeypatc
     importlib.util.find_spec("torch") is None or gpu_present("auto"), reason="needs torch, no GPU"
 )
 def test_a_gpu_runner_on_a_host_without_cuda_refuses_to_load(tmp_path):
-    from deploybench.models import fetch_model
 
-    fetch_model(model_spec(source="torchvision", architecture="resnet18", input_size=32), tmp_path)
+    fetch(model_spec(source="torchvision", architecture="resnet18", input_size=32), tmp_path)
     backend = get_backend("pytorch_cuda")("fp32", 1, None)
     artifact = tmp_path / "artifact"
     backend.compile(tmp_path, artifact)
@@ -218,9 +217,9 @@ def test_a_gpu_runner_on_a_host_without_cuda_refuses_to_load(tmp_path):
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_pytorch_cuda_times_on_the_device_and_matches_the_cpu(tmp_path, precision):
     torch = pytest.importorskip("torch")
-    from deploybench.models import fetch_model, load_model
+    from deploybench.models import load_model
 
-    fetch_model(model_spec(source="torchvision", architecture="resnet18", input_size=32), tmp_path)
+    fetch(model_spec(source="torchvision", architecture="resnet18", input_size=32), tmp_path)
     model, _ = load_model(tmp_path)
     batch = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
     with torch.inference_mode():
@@ -229,10 +228,10 @@ def test_pytorch_cuda_times_on_the_device_and_matches_the_cpu(tmp_path, precisio
     artifact = tmp_path / "artifact"
     backend.compile(tmp_path, artifact)
     with backend.load(Path(artifact)) as runner:
-        outputs = runner.run(batch)
+        outputs = runner.run(feeds(batch))
         assert all(value.is_cuda for value in outputs.values())
         assert runner.last_device_ms() > 0
-        host = runner.infer(batch)
+        host = runner.infer(feeds(batch))
         assert "fp32 (TF32 off)" in runner.execution_info["execution_precision"] or (
             precision != "fp32"
         )

@@ -6,13 +6,14 @@ import pytest
 from deploybench.backends import get_backend
 from deploybench.backends.base import calibration_batches
 from deploybench.errors import ConfigError
+from helpers import feeds
 
 pytest.importorskip("onnxruntime")
 
 
 def test_int8_graph_is_really_quantized_per_channel(tiny_onnx, tiny_inputs, tmp_path):
     facts = get_backend("onnxruntime")("int8", 1).compile(
-        tiny_onnx["dynamic"], tmp_path, tiny_inputs["calibration"]
+        tiny_onnx["dynamic"], tmp_path, feeds(tiny_inputs["calibration"])
     )
     assert facts.details["quantize_nodes"] > 0
     assert facts.details["per_channel"] is True
@@ -33,8 +34,12 @@ def test_runs_on_the_cpu_provider_without_spinning_threads(tiny_onnx, tmp_path):
 
 
 def test_calibration_batches_fit_static_graphs():
-    data = np.zeros((7, 3, 4, 4), np.float32)
-    assert [len(b) for b in calibration_batches(data, 2)] == [2, 2, 2]
-    assert [len(b) for b in calibration_batches(data, None)] == [1] * 7
+    data = {"input": np.arange(7)[:, None] * np.ones((7, 3)), "mask": np.arange(7)[:, None]}
+    pairs = calibration_batches(data, 2)
+    assert [len(b["input"]) for b in pairs] == [2, 2, 2]
+    # every input of a batch holds the same samples, in order
+    assert [b["mask"].ravel().tolist() for b in pairs] == [[0, 1], [2, 3], [4, 5]]
+    assert all((b["input"][:, 0] == b["mask"].ravel()).all() for b in pairs)
+    assert [len(b["input"]) for b in calibration_batches(data, None)] == [1] * 7
     with pytest.raises(ConfigError, match="calibration_size"):
         calibration_batches(data, 8)

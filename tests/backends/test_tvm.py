@@ -13,6 +13,7 @@ from deploybench.backends import get_backend
 from deploybench.errors import InputFileError
 from deploybench.records import TUNING_RECORD
 from deploybench.specs import TuningSettings
+from helpers import feeds
 
 pytest.importorskip("tvm")
 pytest.importorskip("xgboost")
@@ -78,7 +79,7 @@ def test_the_compile_applies_the_database_and_matches_the_reference(
     assert compiled.details["tasks_tuned"] == f"{len(facts['tasks'])}/{len(facts['tasks'])}"
     assert compiled.details["target"]["mcpu"] == facts["target"]["mcpu"]
     with backend.load(tmp_path) as runner:
-        out = runner.infer(tiny_inputs["evaluation"][:2])
+        out = runner.infer(feeds(tiny_inputs["evaluation"][:2]))
     np.testing.assert_allclose(out["logits"], tiny_reference[:2], rtol=1e-4, atol=1e-4)
     # what MetaSchedule tuned is what gets built: every tuned task's function is replaced by
     # its scheduled version (none is without the database)
@@ -199,7 +200,7 @@ def test_int8_is_not_offered_because_the_frontend_convolves_in_fp32(
 
     quantized = tmp_path / "int8"
     OnnxRuntimeBackend("int8", 1, None).compile(
-        Path(tiny_onnx["static"]), quantized, tiny_inputs["calibration"]
+        Path(tiny_onnx["static"]), quantized, feeds(tiny_inputs["calibration"])
     )
     qdq = next(quantized.glob("*.onnx"))
     mod = tvm_backend.import_onnx(qdq)
@@ -216,13 +217,13 @@ LIMITS = {"compile_seconds": 600, "timing_seconds": 600, "parity_seconds": 600, 
 def test_the_tuning_stage_writes_its_facts_and_a_failed_tuning_fails_the_compile_with_why(
     tiny_onnx, tiny_inputs, tmp_path
 ):
-    from deploybench.io import save_npz
+    from deploybench.feeds import save_feeds
     from deploybench.records import ARTIFACT_RECORD, CompileRecord
     from deploybench.stages.compile import compile_model
     from deploybench.stages.tune import tune_model
 
     evaluation = tmp_path / "evaluation.npz"
-    save_npz(evaluation, evaluation=tiny_inputs["evaluation"])
+    save_feeds(evaluation, feeds(tiny_inputs["evaluation"]))
     folder = tmp_path / "tuning"
     untuned = settings(trials_per_task=0).as_dict()
     tune_model([str(tiny_onnx["static"])], str(evaluation), untuned, 1, LIMITS, str(folder))
@@ -277,7 +278,7 @@ def test_loading_a_runner_leaves_the_process_free_to_use_every_core(tuned, tiny_
     probe = (
         "import os; from pathlib import Path; from deploybench.backends import get_backend; "
         f"r = get_backend('tvm')('fp32', 1, None).load(Path({str(tmp_path / 'artifact')!r})); "
-        "r.run(__import__('numpy').zeros((2, 3, 16, 16), 'float32')); "
+        "r.run({'input': __import__('numpy').zeros((2, 3, 16, 16), 'float32')}); "
         "print('CPUS', len(os.sched_getaffinity(0)))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)

@@ -6,11 +6,8 @@ model expects: resize the shorter side, center-crop, scale to 0..1, normalise.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from .io import save_npz
 from .specs import ModelSpec
 
 # Colour or greyscale photos and scans that skimage.data returns without a download.
@@ -95,20 +92,16 @@ def _all_images() -> dict[str, np.ndarray]:
     return {name: load_sample_image(name) for name in SAMPLE_IMAGES}
 
 
-def prepare_evaluation(spec: ModelSpec, out_path: str | Path) -> tuple[int, ...]:
-    """Each sample image, center-cropped: what every backend is timed and judged on."""
+def evaluation_images(spec: ModelSpec) -> tuple[np.ndarray, list[str]]:
+    """Each sample image, center-cropped (N×3×H×W float32), and the images' names."""
     images = _all_images()
     evaluation = np.stack([preprocess(image, spec) for image in images.values()])
-    save_npz(
-        out_path, evaluation=evaluation.astype(np.float32), image_names=np.asarray(list(images))
-    )
-    return evaluation.shape
+    return evaluation.astype(np.float32), list(images)
 
 
-def prepare_calibration(spec: ModelSpec, size: int, seed: int, out_path: str | Path) -> tuple:
+def calibration_images(spec: ModelSpec, size: int, seed: int) -> np.ndarray:
     """Seeded random crops and flips of the sample images: int8 calibration data."""
     sources = list(_all_images().values())
     rng = np.random.default_rng(seed)
     calibration = np.stack([random_crop(sources[i % len(sources)], spec, rng) for i in range(size)])
-    save_npz(out_path, calibration=calibration.astype(np.float32))
-    return calibration.shape
+    return calibration.astype(np.float32)

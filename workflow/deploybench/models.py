@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import difflib
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import ConfigError, InputFileError
 from .io import atomic_path, read_json, write_json
@@ -83,17 +86,20 @@ def _apply_state(model, state: dict[str, Any], origin: str) -> None:
         )
 
 
-def count_flops(model, input_size: int) -> int:
+def count_flops(model, example: Mapping[str, np.ndarray]) -> int:
+    """FLOPs of one forward pass on ``example`` (its task's feeds, batch 1)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
-        model(torch.zeros(1, 3, input_size, input_size))
+        model(*(torch.from_numpy(value) for value in example.values()))
     return int(counter.get_total_flops())
 
 
-def fetch_model(spec: ModelSpec, out_dir: str | Path) -> dict[str, Any]:
+def fetch_model(
+    spec: ModelSpec, out_dir: str | Path, example: Mapping[str, np.ndarray]
+) -> dict[str, Any]:
     """Write ``model.pt`` (a state_dict) and ``model.json`` (how to rebuild it, and facts)."""
     import torch
 
@@ -109,7 +115,7 @@ def fetch_model(spec: ModelSpec, out_dir: str | Path) -> dict[str, Any]:
         "pretrained": spec.pretrained,
         "weights_note": "pretrained" if spec.pretrained else "random weights: speed only",
         "parameters": int(sum(p.numel() for p in model.parameters())),
-        "flops": count_flops(model, spec.input_size),
+        "flops": count_flops(model, example),
         "torch": torch.__version__,
         "fetch_seconds": time.perf_counter() - start,
     }

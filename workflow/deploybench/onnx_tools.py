@@ -7,14 +7,15 @@ import contextlib
 import inspect
 import io
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from .errors import InputFileError
 from .io import atomic_path
-from .specs import INPUT_NAME, OUTPUT_NAME
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:
@@ -58,37 +59,55 @@ def input_batch(path: str | Path) -> int | None:
 
 def export_onnx(
     model,
-    input_size: int,
+    example: Mapping[str, np.ndarray],
+    output_names: Callable[[int], list[str]],
+    symbolic_axes: Mapping[str, Mapping[int, str]],
     out_path: str | Path,
     batch: int | None,
     exporter: str = "dynamo",
     opset: int = 20,
 ) -> dict[str, Any]:
-    """Export to one self-contained ONNX file; ``batch=None`` leaves the batch axis dynamic."""
+    """Export to one self-contained ONNX file, its inputs named as ``example`` (the task's
+    feeds, traced at their batch) and its outputs by ``output_names(count)``. ``batch=None``
+    leaves each input's ``symbolic_axes`` free, and the outputs' first (batch) axis."""
     import torch
 
-    # torch.export specialises a dimension of size 1, so a dynamic axis is traced at 2.
-    example = torch.zeros(batch or 2, 3, input_size, input_size)
+    tensors = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in example.values())
+    with torch.inference_mode():
+        produced = model(*tensors)
+    count = len(produced) if isinstance(produced, (tuple, list)) else 1
+    inputs, outputs = list(example), output_names(count)
     start = time.perf_counter()
     log = io.StringIO()
     with atomic_path(out_path) as tmp:
         kwargs: dict[str, Any] = {
-            "input_names": [INPUT_NAME],
-            "output_names": [OUTPUT_NAME],
+            "input_names": inputs,
+            "output_names": outputs,
             "opset_version": opset,
         }
         if exporter == "dynamo":
             kwargs.update(dynamo=True, external_data=False, optimize=True)
             if batch is None:
-                arg = next(iter(inspect.signature(model.forward).parameters))
-                kwargs["dynamic_shapes"] = {arg: {0: torch.export.Dim("batch")}}
+                dims = {
+                    axis: torch.export.Dim(axis)
+                    for a in symbolic_axes.values()
+                    for axis in a.values()
+                }
+                parameters = list(inspect.signature(model.forward).parameters)
+                kwargs["dynamic_shapes"] = {
+                    parameter: {i: dims[axis] for i, axis in symbolic_axes.get(name, {}).items()}
+                    for parameter, name in zip(parameters, inputs, strict=False)
+                }
         else:
             kwargs.update(dynamo=False)
             if batch is None:
-                kwargs["dynamic_axes"] = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+                kwargs["dynamic_axes"] = {
+                    **{name: dict(symbolic_axes.get(name, {})) for name in inputs},
+                    **{name: {0: "batch"} for name in outputs},
+                }
         # The dynamo exporter prints its progress to stdout; keep it for the log, not the console.
         with contextlib.redirect_stdout(log), torch.inference_mode():
-            torch.onnx.export(model, (example,), str(tmp), **kwargs)
+            torch.onnx.export(model, tensors, str(tmp), **kwargs)
         exported = onnx.load(str(tmp))
         onnx.checker.check_model(exported)
     facts = graph_facts(exported)

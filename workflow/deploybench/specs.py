@@ -43,6 +43,12 @@ class ModelSpec:
     resize: int | None
     mean: tuple[float, float, float] | None
     std: tuple[float, float, float] | None
+    #: The model family (a registered task): what its inputs and outputs are.
+    task: str
+    #: Named inputs, in call order, for tasks that take them from the config (``tensors``).
+    inputs: dict[str, dict[str, Any]] | None
+    #: Sizes of the symbolic axes the inputs name, other than the batch.
+    axes: dict[str, int]
 
     def __post_init__(self) -> None:
         where = f"models.{self.name}"

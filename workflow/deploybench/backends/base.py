@@ -4,7 +4,8 @@ A backend class declares what it is (name, device, precisions, shapes, packages,
 vendor tool, whether it is the baseline). An instance is bound once to a precision, a thread
 count and its options; it compiles a source (an ONNX file, or the checkpoint folder for eager
 PyTorch) into an artifact folder and loads that folder into a :class:`Runner`, whose ``run``
-takes one batch and returns every output keyed by name, possibly still on the device. The
+takes one batch of named inputs (feeds, :mod:`deploybench.feeds`) and returns every output keyed
+by name, possibly still on the device. The
 public methods here do the checks every backend shares; a backend writes only its own part.
 """
 
@@ -23,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import BackendUnavailable, ConfigError, InputFileError
+from ..feeds import Feeds, feed_count, take
 from ..gpu import native_cuda_precision_support
 from ..hardware import HostFacts, native_precision_support
 from ..records import ARTIFACT_RECORD, VendorCheck
@@ -56,7 +58,8 @@ def installed_version(distribution: str) -> str | None:
 class Runner(ABC):
     """A loaded model. Use as a context manager.
 
-    ``run`` executes one batch to completion and returns its outputs keyed by name; a device
+    ``run`` executes one batch of named inputs (``{input name: array}``, batch on axis 0, in the
+    model's input order) to completion and returns its outputs keyed by name; a device
     backend may leave them on the device (the timing harness then measures device work only).
     ``to_host`` copies outputs to numpy; the harness asks for it only where it needs host data.
     """
@@ -79,16 +82,16 @@ class Runner(ABC):
         """Release what loading acquired."""
 
     @abstractmethod
-    def run(self, batch: np.ndarray) -> Mapping[str, Any]:
+    def run(self, feeds: Mapping[str, np.ndarray]) -> Mapping[str, Any]:
         """Run one batch to completion; every output keyed by its name."""
 
     def to_host(self, outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Host (numpy) copies of ``outputs``; device backends override this."""
         return {name: np.asarray(value) for name, value in outputs.items()}
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``run`` and copy the outputs to the host: what parity compares."""
-        return self.to_host(self.run(batch))
+        return self.to_host(self.run(feeds))
 
     def last_device_ms(self) -> float:
         """The device's own time for the last ``run`` (CUDA events), where ``device_timer``."""
@@ -218,7 +221,7 @@ class Backend(ABC):
         self,
         source: Path,
         out_dir: Path,
-        calibration: np.ndarray | None = None,
+        calibration: Feeds | None = None,
         tuning: Path | None = None,
     ) -> CompileFacts:
         """Build the artifact in ``out_dir`` (from the tuning stage's folder, if it has one)."""
@@ -231,7 +234,7 @@ class Backend(ABC):
                 )
             self.tuning_dir = Path(tuning)
         if self.precision in self.needs_calibration and (
-            calibration is None or len(calibration) == 0
+            calibration is None or feed_count(calibration) == 0
         ):
             raise ConfigError(
                 f"{self.name} {self.precision} needs calibration data: "
@@ -276,20 +279,21 @@ class Backend(ABC):
 
     @abstractmethod
     def _compile(
-        self, source: Path, out_dir: Path, calibration: np.ndarray | None
+        self, source: Path, out_dir: Path, calibration: Feeds | None
     ) -> dict[str, Any] | None: ...
 
     @abstractmethod
     def _load(self, artifact_dir: Path) -> Runner: ...
 
 
-def calibration_batches(calibration: np.ndarray, batch: int | None) -> list[np.ndarray]:
+def calibration_batches(calibration: Feeds, batch: int | None) -> list[Feeds]:
     """Split the calibration set into batches the graph accepts (a static graph: its batch)."""
     size = batch or 1
-    usable = (len(calibration) // size) * size
+    total = feed_count(calibration)
+    usable = (total // size) * size
     if usable == 0:
         raise ConfigError(
-            f"calibration set of {len(calibration)} images is smaller than batch {size}: "
+            f"calibration set of {total} samples is smaller than batch {size}: "
             "raise inputs.calibration_size"
         )
-    return [calibration[i : i + size] for i in range(0, usable, size)]
+    return [take(calibration, slice(i, i + size)) for i in range(0, usable, size)]

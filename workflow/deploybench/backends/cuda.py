@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable, ConfigError
+from ..feeds import batches, concatenated, cycled, feed_count
 from ..gpu import gpu_facts
 from .base import Runner
 
@@ -69,7 +70,7 @@ class CudaRunner(Runner):
         self._device = torch.device("cuda", torch.cuda.current_device())
         self._stream = torch.cuda.Stream(self._device)
         self._timer = CudaEventTimer(torch, self._stream)
-        self._cached_host: np.ndarray | None = None
+        self._cached_host: Mapping[str, Any] | None = None
         self._cached_device = None
         #: (min, max) batch the loaded engine accepts; None: any batch the graph takes
         self.batch_range: tuple[int, int] | None = None
@@ -89,19 +90,28 @@ class CudaRunner(Runner):
     def on_stream(self):
         return self._torch.cuda.stream(self._stream)
 
-    def device_input(self, batch: Any, dtype=None):
-        """``batch`` as a contiguous CUDA tensor. A host array is copied once and reused while the
-        same array object comes back (the timing loop's): timed runs measure the work, not the
-        copy; ``infer`` always copies, so the host latency includes it."""
-        if batch is self._cached_host:
+    def device_inputs(self, feeds: Mapping[str, Any], dtype=None) -> dict[str, Any]:
+        """``feeds`` as contiguous CUDA tensors (``dtype``: one type, or per-name callable
+        results). Host arrays are copied once and reused while the same arrays come back (the
+        timing loop's): timed runs measure the work, not the copy; ``infer`` always copies, so
+        the host latency includes it."""
+        cached = self._cached_host
+        if (
+            cached is not None
+            and list(cached) == list(feeds)
+            and all(feeds[name] is value for name, value in cached.items())
+        ):
             return self._cached_device
         torch = self._torch
-        tensor = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.asarray(batch))
+        tensors = {}
         with self.on_stream():
-            tensor = tensor.to(self._device, dtype=dtype or tensor.dtype).contiguous()
-        if isinstance(batch, np.ndarray):
-            self._cached_host, self._cached_device = batch, tensor
-        return tensor
+            for name, value in feeds.items():
+                tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(value)
+                wanted = dtype(name) if callable(dtype) else dtype
+                tensors[name] = tensor.to(self._device, dtype=wanted or tensor.dtype).contiguous()
+        # the arrays themselves are held: their ids cannot be reused while they are compared
+        self._cached_host, self._cached_device = dict(feeds), tensors
+        return tensors
 
     def check_batch(self, batch: int) -> None:
         """A one-line error for a batch outside :attr:`batch_range`, before the engine fails
@@ -115,23 +125,22 @@ class CudaRunner(Runner):
                 "set backend_options profile_min_batch/profile_max_batch to cover it"
             )
 
-    def infer(self, batch: Any) -> dict[str, np.ndarray]:
+    def infer(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         self._cached_host = None  # the copy in, the work, the copy out: what a caller waits for
-        if self.batch_range is None or len(batch) <= self.batch_range[1]:
-            return self._infer_one(batch)
+        if self.batch_range is None or feed_count(feeds) <= self.batch_range[1]:
+            return self._infer_one(feeds)
         low, high = self.batch_range
         chunks = []
-        for start in range(0, len(batch), high):
-            chunk = batch[start : start + high]
-            real = len(chunk)
+        for chunk, real in batches(feeds, high):
             if real < low:  # the tail below the profile's minimum: pad, then drop the padding
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], low - real, axis=0)])
-            outputs = self._infer_one(np.ascontiguousarray(chunk))
+                chunk = cycled(chunk, low)
+            outputs = self._infer_one(chunk)
             chunks.append({name: value[:real] for name, value in outputs.items()})
-        return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+        return concatenated(chunks)
 
-    def _infer_one(self, batch: Any) -> dict[str, np.ndarray]:
-        outputs = self.run(batch)
+    def _infer_one(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        self._cached_host = None
+        outputs = self.run(feeds)
         with self.on_stream():
             return self.to_host(outputs)
 

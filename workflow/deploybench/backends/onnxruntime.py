@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..feeds import feed_count, in_order
 from ..onnx_tools import input_batch
 from .base import Backend, Runner, calibration_batches
 
@@ -79,7 +81,7 @@ class OnnxRuntimeRunner(Runner):
         self._session = ort.InferenceSession(
             str(model_path), session_options, providers=["CPUExecutionProvider"]
         )
-        self._input = self._session.get_inputs()[0].name
+        self._inputs = [graph_input.name for graph_input in self._session.get_inputs()]
         self._outputs = [output.name for output in self._session.get_outputs()]
         applied = self._session.get_session_options()  # what the session holds, not our request
         self.execution_info = {
@@ -91,8 +93,10 @@ class OnnxRuntimeRunner(Runner):
             "execution_precision": "fp32" if precision == "fp32" else "QDQ int8 graph",
         }
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(self._outputs, self._session.run(None, {self._input: batch}), strict=True))
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = in_order(feeds, self._inputs, "the ONNX graph")
+        results = self._session.run(None, dict(zip(self._inputs, arrays, strict=True)))
+        return dict(zip(self._outputs, results, strict=True))
 
     def close(self) -> None:
         self._session = None
@@ -143,11 +147,6 @@ def quantize_qdq(
     prepared = Path(target).with_name("prepared.onnx")
     quant_pre_process(str(source), str(prepared))
     batches = calibration_batches(calibration, input_batch(source))
-    import onnxruntime as ort
-
-    input_name = (
-        ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-    )
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -155,7 +154,7 @@ def quantize_qdq(
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self._batches, None)
-            return None if batch is None else {input_name: batch}
+            return batch
 
     activation = QuantType.QInt8 if options.activation_type == "int8" else QuantType.QUInt8
     quantize_static(
@@ -182,6 +181,6 @@ def quantize_qdq(
         "activation_type": options.activation_type,
         "per_channel": options.per_channel,
         "calibration_method": options.calibration_method,
-        "calibration_images": sum(len(b) for b in batches),
+        "calibration_images": sum(feed_count(b) for b in batches),
         "quantize_nodes": ops.count("QuantizeLinear"),
     }

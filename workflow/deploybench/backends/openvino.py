@@ -14,12 +14,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..feeds import feed_count, in_order
 from ..onnx_tools import input_batch
 from ..records import VendorCheck
 from .base import Backend, Runner, calibration_batches
@@ -106,6 +108,7 @@ class OpenVinoRunner(Runner):
         )
         # One infer request reused for every batch, as benchmark_app does.
         self._request = self._compiled.create_infer_request()
+        self._input_names = [graph_input.get_any_name() for graph_input in self._compiled.inputs]
         self._output_names = [output.get_any_name() for output in self._compiled.outputs]
         layers = executed_precisions(self._compiled)
         self.execution_info = {
@@ -119,9 +122,12 @@ class OpenVinoRunner(Runner):
             "performance_hint": str(self._compiled.get_property("PERFORMANCE_HINT")),
         }
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = in_order(feeds, self._input_names, "the OpenVINO model")
         # Shared outputs are the request's own buffers, overwritten by the next call: copy once.
-        results = self._request.infer({0: batch}, share_inputs=True, share_outputs=True)
+        results = self._request.infer(
+            dict(enumerate(arrays)), share_inputs=True, share_outputs=True
+        )
         return {
             name: np.array(output, copy=True)
             for name, output in zip(self._output_names, results.to_tuple(), strict=True)
@@ -167,7 +173,7 @@ class OpenVinoBackend(Backend):
             details.update(
                 quantization="NNCF post-training",
                 preset=options.int8_preset,
-                calibration_images=sum(len(b) for b in batches),
+                calibration_images=sum(feed_count(b) for b in batches),
             )
         # save_model compresses weights to fp16 by default; only the fp16 IR should be.
         ov.save_model(model, str(out_dir / IR_FILE), compress_to_fp16=precision == "fp16")

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +42,11 @@ class PyTorchRunner(Runner):
             "execution_precision": "bf16 (autocast)" if autocast else "fp32",
         }
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
+        # an eager model has no input names: it is called with the feeds in their order
         with torch.inference_mode(), self._precision_context():
-            output = self._model(torch.from_numpy(batch))
+            output = self._model(*(torch.from_numpy(value) for value in feeds.values()))
         outputs = output if isinstance(output, (tuple, list)) else (output,)
         return dict(
             zip(output_names(len(outputs)), (o.float().numpy() for o in outputs), strict=True)

@@ -81,11 +81,12 @@ class PyTorchCudaRunner(CudaRunner):
             }
         )
 
-    def run(self, batch):
+    def run(self, feeds):
         torch = self._torch
-        inputs = self.device_input(batch, self._input_dtype)
+        inputs = self.device_inputs(feeds, self._input_dtype)
+        # an eager model has no input names: it is called with the feeds in their order
         with self.on_stream(), torch.inference_mode(), self._precision_context(), self._timer:
-            output = self._model(inputs)
+            output = self._model(*inputs.values())
         outputs = output if isinstance(output, (tuple, list)) else (output,)
         return dict(zip(output_names(len(outputs)), outputs, strict=True))
 

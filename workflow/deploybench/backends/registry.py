@@ -11,12 +11,8 @@ the ``DEPLOYBENCH_BACKENDS`` environment variable (``name=module:Class,...``).
 
 from __future__ import annotations
 
-import functools
-import importlib
-import importlib.metadata
-import os
-
 from ..errors import ConfigError
+from ..plugins import Registry
 from .base import Backend
 
 BUILTIN: dict[str, str] = {
@@ -30,52 +26,20 @@ BUILTIN: dict[str, str] = {
 }
 ENTRY_POINT_GROUP = "deploybench.backends"
 ENVIRONMENT_VARIABLE = "DEPLOYBENCH_BACKENDS"
-
-
-def _from_environment() -> dict[str, str]:
-    found = {}
-    for item in filter(
-        None, (p.strip() for p in os.environ.get(ENVIRONMENT_VARIABLE, "").split(","))
-    ):
-        name, sep, target = item.partition("=")
-        if not sep or ":" not in target:
-            raise ConfigError(
-                f"{ENVIRONMENT_VARIABLE}: {item!r} is not name=module:Class: fix the variable"
-            )
-        found[name.strip()] = target.strip()
-    return found
-
-
-@functools.cache
-def _installed_plugins() -> dict[str, str]:
-    return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+BACKENDS = Registry("backend", BUILTIN, ENTRY_POINT_GROUP, ENVIRONMENT_VARIABLE, Backend)
 
 
 def registered() -> dict[str, str]:
     """Every backend name and the dotted path of its class."""
-    return {**BUILTIN, **_installed_plugins(), **_from_environment()}
+    return BACKENDS.registered()
 
 
 def backend_names() -> list[str]:
-    return list(registered())
-
-
-@functools.cache
-def _load(target: str) -> type[Backend]:
-    module_name, _, class_name = target.partition(":")
-    backend = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(backend, type) and issubclass(backend, Backend)):
-        raise ConfigError(f"{target} is not a deploybench Backend subclass")
-    return backend
+    return BACKENDS.names()
 
 
 def get_backend(name: str) -> type[Backend]:
-    backends = registered()
-    try:
-        target = backends[name]
-    except KeyError:
-        raise ConfigError(f"unknown backend {name!r}: choose from {', '.join(backends)}") from None
-    return _load(target)
+    return BACKENDS.get(name)
 
 
 def device_of(name: str) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputFileError
+from ..feeds import in_order
 from ..records import VendorCheck
 from ..specs import INPUT_NAME
 from .base import Backend, Runner
@@ -236,17 +237,19 @@ class TensorRtRunner(CudaRunner):
                 "address): recompile the engine from this model's ONNX"
             )
 
-    def run(self, batch):
-        name = self._inputs[0]
-        self.check_batch(len(batch))
-        inputs = self.device_input(batch, self._dtype(name))
-        shape = tuple(inputs.shape)
-        if not self._context.set_input_shape(name, shape):
-            raise ConfigError(
-                f"TensorRT refused input shape {shape} for {name!r} (engine batch range "
-                f"{self.batch_range or 'fixed'}): feed the shape the engine was built for"
-            )
-        self._address(name, inputs)
+    def run(self, feeds):
+        arrays = in_order(feeds, self._inputs, "the TensorRT engine")
+        self.check_batch(len(arrays[0]))
+        inputs = self.device_inputs(feeds, self._dtype)  # the same feeds object: copied once
+        for name in self._inputs:
+            tensor = inputs[name]
+            shape = tuple(tensor.shape)
+            if not self._context.set_input_shape(name, shape):
+                raise ConfigError(
+                    f"TensorRT refused input shape {shape} for {name!r} (engine batch range "
+                    f"{self.batch_range or 'fixed'}): feed the shape the engine was built for"
+                )
+            self._address(name, tensor)
         outputs = {n: self._output(n) for n in self._outputs}
         for n, tensor in outputs.items():
             self._address(n, tensor)

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
+from ..feeds import in_order
 from ..io import write_json
 from ..records import TUNING_RECORD
 from ..specs import TuningSettings
@@ -34,6 +35,7 @@ log = logging.getLogger("deploybench")
 LIBRARY_FILE = "model.so"
 TARGET_FILE = "target.json"
 OUTPUTS_FILE = "outputs.json"
+INPUTS_FILE = "inputs.json"
 # What a MetaSchedule JSON database folder holds (tvm.s_tir.meta_schedule.database.JSONDatabase).
 WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
@@ -127,6 +129,19 @@ def graph_output_names(path: Path) -> list[str]:
     import onnx
 
     return [output.name for output in onnx.load(str(path), load_external_data=False).graph.output]
+
+
+def in_graph_order(feeds: Mapping[str, np.ndarray], path: Path) -> list[np.ndarray]:
+    """The feeds as the graph at ``path`` takes them: by position, in its input order."""
+    return in_order(feeds, graph_input_names(path), str(path))
+
+
+def graph_input_names(path: Path) -> list[str]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    constants = {initializer.name for initializer in graph.initializer}
+    return [graph_input.name for graph_input in graph.input if graph_input.name not in constants]
 
 
 def load_prepared(path: Path, target_spec: dict[str, Any]):
@@ -615,32 +630,38 @@ def set_threads(threads: int) -> int:
     return reported
 
 
-def time_library(lib, batch: np.ndarray, threads: int, iterations: int) -> dict[str, Any]:
-    """Median and spread of ``iterations`` whole-model runs (plus one warm-up)."""
+def time_library(lib, feeds: list[np.ndarray], threads: int, iterations: int) -> dict[str, Any]:
+    """Median and spread of ``iterations`` whole-model runs (plus one warm-up); ``feeds``: the
+    graph's inputs in its order."""
     import tvm
     from tvm import relax
 
     set_threads(threads)
     vm = relax.VirtualMachine(lib, tvm.cpu())
-    data = tvm.runtime.tensor(batch, tvm.cpu())
-    vm["main"](data)
+    data = [tvm.runtime.tensor(np.ascontiguousarray(value), tvm.cpu()) for value in feeds]
+    vm["main"](*data)
     samples = []
     for _ in range(iterations):
         start = time.perf_counter()
-        vm["main"](data)
+        vm["main"](*data)
         samples.append((time.perf_counter() - start) * 1e3)
     return {
         "median_ms": float(np.median(samples)),
         "min_ms": float(np.min(samples)),
         "max_ms": float(np.max(samples)),
         "iterations": iterations,
-        "batch": int(batch.shape[0]),
+        "batch": int(feeds[0].shape[0]),
     }
 
 
 class TvmRunner(Runner):
     def __init__(
-        self, library: Path, threads: int, target: dict[str, Any], output_names: list[str]
+        self,
+        library: Path,
+        threads: int,
+        target: dict[str, Any],
+        output_names: list[str],
+        input_names: list[str],
     ) -> None:
         super().__init__()
         import tvm
@@ -653,10 +674,14 @@ class TvmRunner(Runner):
         # resolved once, not in the timed call
         self._to_device, self._single = tvm.runtime.tensor, tvm.runtime.Tensor
         self._output_names = output_names
+        self._input_names = input_names
         self.execution_info = {"threads": reported, "target": target}
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        result = self._main(self._to_device(np.ascontiguousarray(batch), self._device))
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = in_order(feeds, self._input_names, "the compiled TVM library")
+        result = self._main(
+            *(self._to_device(np.ascontiguousarray(value), self._device) for value in arrays)
+        )
         outputs = [result] if isinstance(result, self._single) else list(result)
         return {
             name: value.numpy() for name, value in zip(self._output_names, outputs, strict=True)
@@ -693,6 +718,7 @@ class TvmBackend(Backend):
         (out_dir / TARGET_FILE).write_text(json.dumps(target_spec, sort_keys=True))
         # the VM returns outputs by position: keep the graph's names beside the library
         (out_dir / OUTPUTS_FILE).write_text(json.dumps(graph_output_names(source)))
+        (out_dir / INPUTS_FILE).write_text(json.dumps(graph_input_names(source)))
         tuned = [t for t in tuning["tasks"] if t["trials"] or t["seed_records"]]
         return {
             "target": target_spec,
@@ -704,4 +730,9 @@ class TvmBackend(Backend):
     def _load(self, artifact_dir: Path) -> Runner:
         target = json.loads((artifact_dir / TARGET_FILE).read_text())
         names = json.loads((artifact_dir / OUTPUTS_FILE).read_text())
-        return TvmRunner(artifact_dir / LIBRARY_FILE, self.threads, target, names)
+        inputs = artifact_dir / INPUTS_FILE
+        if not inputs.is_file():
+            raise InputFileError(f"{inputs} is missing (an older artifact): recompile it")
+        return TvmRunner(
+            artifact_dir / LIBRARY_FILE, self.threads, target, names, json.loads(inputs.read_text())
+        )

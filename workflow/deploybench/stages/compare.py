@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import Backend, baseline_backend
-from ..io import load_npz
+from ..feeds import load_feeds
 from ..isolation import CallFailed, ChildDied, Worker, phase
 from ..placement import where
 from ..records import ComparedConfig, ComparisonRecord, Status
@@ -98,7 +98,7 @@ def compare_configs(
     out_json: str,
 ) -> None:
     """``configs``: each ``{"key": ..., "options": ...}``, in the order of ``artifact_dirs``."""
-    data = make_batch(load_npz(inputs_npz)["evaluation"], batch)
+    data = make_batch(load_feeds(inputs_npz), batch)
     baseline = f"{baseline_backend(device)} {BASELINE_PRECISION}"
     contenders = [
         _contender(ConfigKey(**c["key"]), d) for c, d in zip(configs, artifact_dirs, strict=True)

@@ -8,7 +8,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from ..io import atomic_dir, load_npz
+from ..feeds import load_feeds
+from ..io import atomic_dir
 from ..isolation import phase
 from ..records import ARTIFACT_RECORD, CompileRecord
 from ..specs import ConfigKey
@@ -49,7 +50,7 @@ def compile_model(
 def _build(
     config, backend, source: Path, calibration_npz: str | None, out_dir: Path, tuning_dir=None
 ):
-    calibration = load_npz(calibration_npz)["calibration"] if calibration_npz else None
+    calibration = load_feeds(calibration_npz) if calibration_npz else None
     if tuning_dir is not None:
         failure = tuning_failure(tuning_dir)
         if failure:

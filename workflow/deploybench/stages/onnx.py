@@ -7,16 +7,16 @@ from pathlib import Path
 
 from ..io import write_json
 from ..specs import static_batch
+from ..tasks import get_task
 
 log = logging.getLogger("deploybench")
 
 
 def export_onnx(model_pt: str, exporter: str, opset: int, out_onnx: str, out_json: str) -> None:
     from ..models import load_model
-    from ..onnx_tools import export_onnx as export
 
     model, spec = load_model(Path(model_pt).parent)
-    facts = export(model, spec.input_size, out_onnx, None, exporter, opset)
+    facts = get_task(spec.task).export_onnx(model, spec, out_onnx, None, exporter, opset)
     write_json(out_json, facts)
     log.info("exported %s: %d nodes, opset %s", spec.name, facts["nodes"], facts["opset"])
 

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..backends import Backend
+from ..feeds import feed_count, load_feeds
 from ..io import load_npz
 from ..isolation import phase
 from ..parity import check
@@ -40,7 +41,7 @@ def check_parity(
         config,
         bind_backend(config, threads, options),
         Path(artifact_dir),
-        load_npz(inputs_npz)["evaluation"],
+        load_feeds(inputs_npz),
         load_npz(reference_npz),
         tolerance,
     )
@@ -62,7 +63,7 @@ def _compare(config, backend: Backend, artifact_dir, evaluation, reference, tole
         degenerate_reference=result.degenerate_reference,
         outputs=result.outputs,
         output_names=result.output_names,
-        images=len(evaluation),
+        images=feed_count(evaluation),
         tolerance=tolerance,
         execution=execution,
     )

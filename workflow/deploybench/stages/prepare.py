@@ -6,8 +6,10 @@ import logging
 from pathlib import Path
 
 from ..backends import baseline_backend
-from ..io import load_npz, save_npz
+from ..feeds import load_feeds, save_feeds
+from ..io import save_npz
 from ..specs import ConfigKey, ModelSpec
+from ..tasks import get_task
 from .common import bind_backend
 from .inference import run_all
 
@@ -17,7 +19,8 @@ log = logging.getLogger("deploybench")
 def fetch_model(spec: dict, out_dir: str) -> None:
     from ..models import fetch_model as fetch
 
-    facts = fetch(ModelSpec(**spec), out_dir)
+    model = ModelSpec(**spec)
+    facts = fetch(model, out_dir, get_task(model.task).example_feeds(model, 1))
     log.info(
         "fetched %s: %d parameters, %.2f GFLOPs",
         spec["name"],
@@ -27,21 +30,23 @@ def fetch_model(spec: dict, out_dir: str) -> None:
 
 
 def prepare_evaluation_inputs(spec: dict, out_path: str) -> None:
-    from ..inputs import prepare_evaluation
-
-    log.info("evaluation inputs: %s", prepare_evaluation(ModelSpec(**spec), out_path))
+    model = ModelSpec(**spec)
+    feeds, facts = get_task(model.task).evaluation_feeds(model)
+    save_feeds(out_path, feeds, **facts)
+    log.info("evaluation inputs: %s", {name: value.shape for name, value in feeds.items()})
 
 
 def prepare_calibration_inputs(spec: dict, size: int, seed: int, out_path: str) -> None:
-    from ..inputs import prepare_calibration
-
-    log.info("calibration inputs: %s", prepare_calibration(ModelSpec(**spec), size, seed, out_path))
+    model = ModelSpec(**spec)
+    feeds = get_task(model.task).calibration_feeds(model, size, seed)
+    save_feeds(out_path, feeds)
+    log.info("calibration inputs: %s", {name: value.shape for name, value in feeds.items()})
 
 
 def reference_outputs(model_dir: str, inputs_npz: str, threads: int, out_npz: str) -> None:
     """PyTorch eager fp32 on every evaluation image: what every backend is judged against."""
     key = ConfigKey(Path(model_dir).name, baseline_backend(), "fp32", "dynamic")
-    evaluation = load_npz(inputs_npz)["evaluation"]
+    evaluation = load_feeds(inputs_npz)
     with bind_backend(key, threads, {}).load(Path(model_dir)) as runner:
         outputs = run_all(runner, evaluation, None)
     save_npz(out_npz, **outputs)

@@ -38,6 +38,30 @@ class Column:
     digits: int = 3
 
 
+def result_columns(unit: str) -> tuple[Column, ...]:
+    """The per-model table's result columns, throughput in the model's task unit (images/s)."""
+    return tuple(
+        Column(f"{unit}/s", c.keys, c.digits) if c.keys == ("throughput_per_s",) else c
+        for c in RESULT_COLUMNS
+    )
+
+
+def task_facts(spec: dict[str, Any]) -> dict[str, Any]:
+    """What the report says of a model's task: its name, throughput unit and input spec."""
+    from ..specs import ModelSpec
+    from ..tasks import get_task
+
+    model = ModelSpec(**spec)
+    task = get_task(model.task)
+    return {
+        "task": task.name,
+        "unit": task.unit,
+        "inputs": [
+            f"{i.name} {'×'.join(str(a) for a in i.shape)} {i.dtype}" for i in task.inputs(model)
+        ],
+    }
+
+
 # Shown for every row; the rest only for configurations that ran (else their reason).
 IDENTITY_COLUMNS = ("backend", "precision", "shape", "batch", "status")
 RESULT_COLUMNS = (
@@ -48,7 +72,7 @@ RESULT_COLUMNS = (
     Column("CV", ("cv",), 2),
     Column("n", ("n",)),
     Column("cold ms", ("cold_ms",)),
-    Column("img/s", ("throughput_per_s",)),
+    Column("per s", ("throughput_per_s",)),  # headed by the task's unit: see result_columns
     Column("side-by-side ms", ("cmp_median_ms",)),
     Column("speedup", ("cmp_speedup",)),
     Column("speedup CI", ("cmp_speedup_ci_low", "cmp_speedup_ci_high")),
@@ -494,10 +518,13 @@ def render_report(
         rows = summary[summary.model == model]
         facts = model_facts.get(model, {})
         pretrained = bool(facts.get("pretrained", False))
+        task = task_facts(facts["spec"]) if facts else {"unit": "samples", "inputs": []}
         models.append(
             {
                 "name": model,
                 "facts": facts,
+                "task": task,
+                "columns": result_columns(task["unit"]),
                 "pretrained": pretrained,
                 "recommendations": recommend(rows, rounds, pretrained),
                 "comparison_notes": comparison_notes(rows),
@@ -522,7 +549,6 @@ def render_report(
         crosscheck_tolerance=CROSSCHECK_TOLERANCE,
         vendor_tools=_vendor_tools(summary),
         identity_columns=IDENTITY_COLUMNS,
-        result_columns=RESULT_COLUMNS,
         baselines=sorted(summary.cmp_baseline.dropna().unique()),
         parity_rows=parity_table_rows(summary),
         problems=problem_rows(summary),

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..backends import Backend, Runner
 from ..backends.registry import get_backend
-from ..io import load_npz
+from ..feeds import feed_count, first_shape, load_feeds
 from ..isolation import phase
 from ..placement import where
 from ..records import TimingRecord, VendorCheck, first_line
@@ -48,7 +48,7 @@ def time_inference(
         config,
         bind_backend(config, threads, options),
         Path(artifact_dir),
-        make_batch(load_npz(inputs_npz)["evaluation"], batch),
+        make_batch(load_feeds(inputs_npz), batch),
         settings,
         crosscheck,
         fields,
@@ -91,7 +91,7 @@ def _measure_configuration(
         record = TimingRecord.ok(
             config,
             load_seconds=load_seconds,
-            throughput_per_s=len(data) / (stats.median_ms / 1e3),
+            throughput_per_s=feed_count(data) / (stats.median_ms / 1e3),
             execution=runner.execution_info,
             execution_precision=runner.execution_info.get("execution_precision"),
             **fields,
@@ -104,7 +104,7 @@ def _measure_configuration(
             phase(f"the vendor tool ({backend.vendor_tool})")
             record.vendor = vendor_crosscheck(
                 functools.partial(
-                    backend.vendor_benchmark, artifact_dir, data.shape, crosscheck["seconds"]
+                    backend.vendor_benchmark, artifact_dir, first_shape(data), crosscheck["seconds"]
                 ),
                 before_ms=stats.median_ms,
                 measure_again=functools.partial(_median_ms, runner, data, settings),

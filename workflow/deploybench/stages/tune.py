@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import get_backend
-from ..io import atomic_dir, load_npz, write_json
+from ..feeds import load_feeds
+from ..io import atomic_dir, write_json
 from ..isolation import ChildDied, Limits, phase, run_isolated
 from ..onnx_tools import input_batch
 from ..records import HARD_ERRORS, TUNING_RECORD
@@ -84,10 +85,11 @@ def _tune(
     smallest = min(graphs, key=lambda g: input_batch(g) or 0)
 
     def measure(graph: Path, tuning_dir: Path | None, target: dict) -> dict[str, Any]:
-        images = load_npz(evaluation_npz)["evaluation"]
-        data = make_batch(images, input_batch(graph) or 1)
+        data = make_batch(load_feeds(evaluation_npz), input_batch(graph) or 1)
         lib = tvm.build_library(graph, tuning_dir, target)
-        return tvm.time_library(lib, data, threads, WHAT_TUNING_BOUGHT_ITERATIONS)
+        return tvm.time_library(
+            lib, tvm.in_graph_order(data, graph), threads, WHAT_TUNING_BOUGHT_ITERATIONS
+        )
 
     return backend.tune(
         graphs, out_dir, tuning, threads, measure=measure, measure_graphs=[smallest]

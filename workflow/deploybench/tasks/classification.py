@@ -1,0 +1,50 @@
+"""Image classification: one image batch in (``input``, N×3×H×W), logits out, counted in images.
+
+The images are the photographs scikit-image ships (:mod:`deploybench.inputs`), preprocessed as
+the model was trained: what today's experiments have always used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..feeds import Feeds
+from ..specs import INPUT_NAME, OUTPUT_NAME, ModelSpec
+from .base import BATCH_AXIS, InputSpec, Task
+
+
+class Classification(Task):
+    name = "classification"
+    unit = "images"
+
+    def check(self, spec: ModelSpec) -> None:
+        if spec.inputs:
+            raise ConfigError(
+                f"models.{spec.name}: task classification takes one image input of "
+                "input_size: drop 'inputs', or set task: tensors"
+            )
+
+    def inputs(self, spec: ModelSpec) -> list[InputSpec]:
+        size = spec.input_size
+        return [InputSpec(INPUT_NAME, (BATCH_AXIS, 3, size, size), "float32", -3.0, 3.0)]
+
+    def output_names(self, spec: ModelSpec, count: int) -> list[str]:
+        return [OUTPUT_NAME, *(f"output_{i}" for i in range(1, count))]
+
+    def evaluation_feeds(self, spec: ModelSpec) -> tuple[Feeds, dict[str, Any]]:
+        from ..inputs import evaluation_images
+
+        images, names = evaluation_images(spec)
+        return {INPUT_NAME: images}, {"image_names": np.asarray(names)}
+
+    def calibration_feeds(self, spec: ModelSpec, size: int, seed: int) -> Feeds:
+        from ..inputs import calibration_images
+
+        return {INPUT_NAME: calibration_images(spec, size, seed)}
+
+    def example_feeds(self, spec: ModelSpec, batch: int) -> Feeds:
+        size = spec.input_size
+        return {INPUT_NAME: np.zeros((batch, 3, size, size), np.float32)}
