@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -85,3 +86,39 @@ def test_pretrained_efficientnet_lite0_loads_offline(tmp_path):
     facts = fetch(model_spec("e", source="efficientnet_lite0"), tmp_path)
     assert facts["pretrained"] is True
     assert 4_000_000 < facts["parameters"] < 6_000_000
+
+
+def test_a_segmentation_net_keeps_its_output_names_eager_and_exported(tmp_path):
+    """torchvision's segmentation nets return {"out": ...}: the eager baseline and the ONNX
+    graph both name the output by its key, so parity pairs them by name."""
+    ort = pytest.importorskip("onnxruntime")
+    from deploybench.backends import get_backend
+    from deploybench.tasks import get_task
+    from helpers import feeds
+
+    spec = model_spec(
+        "seg", source="torchvision", architecture="lraspp_mobilenet_v3_large", input_size=64
+    )
+    fetch(spec, tmp_path / "model")
+    model, _ = load_model(tmp_path / "model")
+    get_task(spec.task).export_onnx(model, spec, tmp_path / "m.onnx", None, "torchscript", 17)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["out"]
+    batch = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    eager = get_backend("pytorch")("fp32", 1)
+    eager.compile(tmp_path / "model" / "model.pt", tmp_path / "eager")
+    with eager.load(tmp_path / "eager") as runner:
+        reference = runner.run(feeds(batch))
+    assert list(reference) == ["out"] and reference["out"].shape == (3, 21, 64, 64)
+    (exported,) = session.run(None, {"input": batch})
+    np.testing.assert_allclose(exported, reference["out"], rtol=1e-3, atol=1e-4)
+
+
+def test_detection_architectures_are_known_and_build_without_a_download():
+    from deploybench.models import build_model
+
+    spec = model_spec(
+        "det", source="torchvision", architecture="fasterrcnn_mobilenet_v3_large_320_fpn"
+    )
+    model = build_model(spec)  # random weights, backbone too: no download (none is possible)
+    assert sum(p.numel() for p in model.parameters()) > 1_000_000

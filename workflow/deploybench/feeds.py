@@ -8,8 +8,9 @@ model is called with, positionally). In a ``.npz`` the names are kept apart from
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,3 +86,13 @@ def in_order(feeds: Mapping[str, np.ndarray], names: list[str], model: str = "th
 def first_shape(feeds: Mapping[str, np.ndarray]) -> tuple[int, ...]:
     """The first input's shape: what single-input vendor tools (trtexec, benchmark_app) take."""
     return tuple(next(iter(feeds.values())).shape)
+
+
+def named_outputs(produced: Any, names: Callable[[int], list[str]]) -> dict[str, Any]:
+    """A model's outputs keyed by name, the same for the eager runners and the export: a mapping
+    keeps its own keys (torchvision's segmentation nets return ``{"out": ..., "aux": ...}``),
+    a tuple or list is named in order by ``names(count)``, a single output by ``names(1)``."""
+    if isinstance(produced, Mapping):
+        return dict(produced)
+    values = produced if isinstance(produced, (tuple, list)) else (produced,)
+    return dict(zip(names(len(values)), values, strict=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +22,8 @@ FACTS_FILE = "model.json"
 def _torchvision_architecture(name: str):
     import torchvision
 
-    available = torchvision.models.list_models(module=torchvision.models)
+    # every family: classification, segmentation, detection, video, optical flow
+    available = torchvision.models.list_models()
     if name not in available:
         close = difflib.get_close_matches(name, available, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -49,7 +51,14 @@ def build_model(spec: ModelSpec, pretrained: bool = False):
     builder = _torchvision_architecture(spec.architecture)
     if pretrained and spec.weights == "DEFAULT":
         return builder(weights="DEFAULT")  # downloads on first use: needs the internet
-    return builder(weights=None)
+    # segmentation and detection builders load ImageNet backbone weights by default (a
+    # download): random weights mean random everywhere
+    backbone = (
+        {"weights_backbone": None}
+        if "weights_backbone" in inspect.signature(builder).parameters
+        else {}
+    )
+    return builder(weights=None, **backbone)
 
 
 def _load_checkpoint_state(path: str) -> dict[str, Any]:

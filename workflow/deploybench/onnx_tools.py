@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from .errors import InputFileError
+from .feeds import named_outputs
 from .io import atomic_path
 
 
@@ -75,8 +76,8 @@ def export_onnx(
     tensors = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in example.values())
     with torch.inference_mode():
         produced = model(*tensors)
-    count = len(produced) if isinstance(produced, (tuple, list)) else 1
-    inputs, outputs = list(example), output_names(count)
+    # named as the eager runners name them: a model's own keys, else the task's names
+    inputs, outputs = list(example), list(named_outputs(produced, output_names))
     start = time.perf_counter()
     log = io.StringIO()
     with atomic_path(out_path) as tmp:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..feeds import named_outputs
 from ..specs import output_names
+from ..tasks import get_task
 from .base import Backend, Runner
 
 
@@ -23,8 +25,9 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 class PyTorchRunner(Runner):
-    def __init__(self, model, precision: str, threads: int) -> None:
+    def __init__(self, model, precision: str, threads: int, names=output_names) -> None:
         super().__init__()
+        self._names = names  # the task's output names, for outputs the model does not name
         import torch
 
         torch.set_num_threads(threads)
@@ -47,10 +50,10 @@ class PyTorchRunner(Runner):
         # an eager model has no input names: it is called with the feeds in their order
         with torch.inference_mode(), self._precision_context():
             output = self._model(*(torch.from_numpy(value) for value in feeds.values()))
-        outputs = output if isinstance(output, (tuple, list)) else (output,)
-        return dict(
-            zip(output_names(len(outputs)), (o.float().numpy() for o in outputs), strict=True)
-        )
+        return {
+            name: value.float().numpy()
+            for name, value in named_outputs(output, self._names).items()
+        }
 
 
 class PyTorchBackend(Backend):
@@ -76,5 +79,6 @@ class PyTorchBackend(Backend):
     def _load(self, artifact_dir: Path) -> Runner:
         from ..models import load_model
 
-        model, _ = load_model(artifact_dir)
-        return PyTorchRunner(model, self.precision, self.threads)
+        model, spec = load_model(artifact_dir)
+        names = functools.partial(get_task(spec.task).output_names, spec)
+        return PyTorchRunner(model, self.precision, self.threads, names)

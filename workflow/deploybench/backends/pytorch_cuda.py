@@ -16,7 +16,9 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..feeds import named_outputs
 from ..specs import output_names
+from ..tasks import get_task
 from .base import Runner
 from .cuda import CudaRunner
 from .pytorch import PyTorchBackend
@@ -53,8 +55,11 @@ def execution_precision(precision: str, autocast: bool) -> str:
 
 
 class PyTorchCudaRunner(CudaRunner):
-    def __init__(self, model, precision: str, threads: int, options: PyTorchCudaOptions) -> None:
+    def __init__(
+        self, model, precision: str, threads: int, options: PyTorchCudaOptions, names=output_names
+    ) -> None:
         super().__init__()
+        self._names = names  # the task's output names, for outputs the model does not name
         torch = self._torch
         torch.set_num_threads(threads)
         torch.backends.cudnn.allow_tf32 = False
@@ -87,8 +92,7 @@ class PyTorchCudaRunner(CudaRunner):
         # an eager model has no input names: it is called with the feeds in their order
         with self.on_stream(), torch.inference_mode(), self._precision_context(), self._timer:
             output = self._model(*inputs.values())
-        outputs = output if isinstance(output, (tuple, list)) else (output,)
-        return dict(zip(output_names(len(outputs)), outputs, strict=True))
+        return named_outputs(output, self._names)
 
 
 class PyTorchCudaBackend(PyTorchBackend):
@@ -104,5 +108,6 @@ class PyTorchCudaBackend(PyTorchBackend):
     def _load(self, artifact_dir: Path) -> Runner:
         from ..models import load_model
 
-        model, _ = load_model(artifact_dir)
-        return PyTorchCudaRunner(model, self.precision, self.threads, self.options)
+        model, spec = load_model(artifact_dir)
+        names = functools.partial(get_task(spec.task).output_names, spec)
+        return PyTorchCudaRunner(model, self.precision, self.threads, self.options, names)
