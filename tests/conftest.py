@@ -11,7 +11,18 @@ settings.register_profile("deploybench", derandomize=True, database=None)
 settings.load_profile("deploybench")
 
 
+# Per-test time limits (pytest-timeout), sized from the suite's measured durations (2026-12-02,
+# a 2-core VM under load, docs/testing.md): every unit test takes under 60 s, so pyproject's
+# default of 300 s; a workflow or cluster test (marked slow or cluster) took up to 560 s, its
+# module's first test paying for a whole workflow run in a fixture, so 1800 s.
+SLOW_TEST_SECONDS = 1800
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        slow = "slow" in item.keywords or "cluster" in item.keywords
+        if slow and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_SECONDS))
     if nvidia_smi_sees_gpu():
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU (nvidia-smi sees none)")

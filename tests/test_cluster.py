@@ -148,7 +148,7 @@ def test_every_timing_record_says_where_and_how_it_ran(finished):
     assert len(timings) == 3
     for path in timings:
         record = json.loads(path.read_text())
-        assert record["status"] == "ok", record
+        assert record["status"] == "ok", (record["reason"], record)
         placed = record["allocation"]
         assert placed["scheduler"] == "slurm" and placed["exclusive"] is True
         assert placed["partition"] == ("gpu" if "/toy_cuda/" in str(path) else "cpu")

@@ -459,7 +459,8 @@ def test_native_crashes_become_failed_records_and_the_report_still_renders(tmp_p
         ("onnxruntime", "fp32"),
         ("onnxruntime", "int8"),
     ):
-        assert rows[(backend, precision, "dynamic")]["status"] == "ok"
+        row = rows[(backend, precision, "dynamic")]
+        assert row["status"] == "ok", (backend, precision, row["reason"])
     html = (workdir / "reports" / "report.html").read_text()
     assert "killed by SIGSEGV during timing" in html
     assert "<td>onnxruntime</td><td>int8</td><td>dynamic</td>" in html
