@@ -122,3 +122,20 @@ def test_detection_architectures_are_known_and_build_without_a_download():
     )
     model = build_model(spec)  # random weights, backbone too: no download (none is possible)
     assert sum(p.numel() for p in model.parameters()) > 1_000_000
+
+
+def test_inputs_the_model_cannot_take_are_one_line_at_fetch_naming_the_signature(tmp_path):
+    spec = model_spec(
+        "m",
+        source="torchvision",
+        architecture="resnet18",
+        task="tensors",
+        inputs={"frames": {"shape": ["batch", 5, 32, 32]}},  # resnet18 takes 3 channels
+    )
+    with pytest.raises(ConfigError) as caught:
+        fetch(spec, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("models.m: the model does not take the inputs its task tensors")
+    assert "(frames [1, 5, 32, 32] float32): RuntimeError:" in message
+    assert not (tmp_path / "model.pt").exists()  # nothing half-written

@@ -106,6 +106,21 @@ def count_flops(model, example: Mapping[str, np.ndarray]) -> int:
     return int(counter.get_total_flops())
 
 
+def _flops_or_signature_error(model, example: Mapping[str, np.ndarray], spec: ModelSpec) -> int:
+    """FLOPs on the task's example; a model that cannot take those inputs is the user's to fix,
+    said in one line naming the signature the spec gives (fetch is the first job to run it)."""
+    try:
+        return count_flops(model, example)
+    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        signature = ", ".join(f"{n} {list(v.shape)} {v.dtype}" for n, v in example.items())
+        reason = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        raise ConfigError(
+            f"models.{spec.name}: the model does not take the inputs its task {spec.task} "
+            f"gives ({signature}): {type(exc).__name__}: {reason[:200]}; fix the model's "
+            "inputs (or input_size) to its signature"
+        ) from exc
+
+
 def fetch_model(
     spec: ModelSpec, out_dir: str | Path, example: Mapping[str, np.ndarray]
 ) -> dict[str, Any]:
@@ -124,7 +139,7 @@ def fetch_model(
         "pretrained": spec.pretrained,
         "weights_note": "pretrained" if spec.pretrained else "random weights: speed only",
         "parameters": int(sum(p.numel() for p in model.parameters())),
-        "flops": count_flops(model, example),
+        "flops": _flops_or_signature_error(model, example, spec),
         "torch": torch.__version__,
         "fetch_seconds": time.perf_counter() - start,
     }
