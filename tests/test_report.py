@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("seaborn")
 
-from deploybench.backends import get_backend  # noqa: E402
+from deploybench.backends import baseline_backend, get_backend  # noqa: E402
 from deploybench.records import summary_columns  # noqa: E402
-from deploybench.stages.decide import comparison_notes, recommend  # noqa: E402
+from deploybench.stages.decide import comparison_notes, recommend, rounds_of  # noqa: E402
 from deploybench.stages.report import RESULT_COLUMNS, render_report  # noqa: E402
 from deploybench.stats import paired_ratio  # noqa: E402
 from helpers import model_spec  # noqa: E402
@@ -101,9 +101,12 @@ def test_recommendation_is_the_fastest_that_passes_parity():
     frame, rounds = summary_rows()
     (pick,) = recommend(frame, rounds, pretrained=True)
     assert pick["row"]["backend"] == "onnxruntime" and pick["row"]["precision"] == "fp32"
-    # drift of +-50% cancels in the paired ratio: exactly 2x every round
-    assert pick["row"]["cmp_speedup"] == pytest.approx(2.0)
-    assert pick["row"]["cmp_speedup_ci_low"] == pytest.approx(2.0)
+    # drift of +-50% cancels in the paired ratio of the rounds the decision reads: exactly 2x
+    # every round
+    baseline = frame[frame.backend == "pytorch"].iloc[0]
+    speedup = paired_ratio(rounds_of(rounds, baseline), rounds_of(rounds, pick["row"]))
+    assert speedup.ratio == pytest.approx(2.0)
+    assert speedup.ci_low == pytest.approx(2.0)
     assert not pick["tie"]
 
 
@@ -424,7 +427,7 @@ def test_each_device_gets_its_own_pick_against_its_own_baseline():
     assert set(picks) == {"cpu", "cuda"}
     assert picks["cpu"]["row"]["backend"] == "onnxruntime"
     assert picks["cuda"]["row"]["backend"] == "tensorrt"
-    assert picks["cuda"]["row"]["cmp_baseline"] == "pytorch_cuda fp32"
+    assert baseline_backend(picks["cuda"]["device"]) == "pytorch_cuda"
     # a device where only the baseline ran says so, under its own name
     notes = comparison_notes(pd.concat([cpu, gpu[gpu.backend == "pytorch_cuda"]]))
     assert notes == ["batch 1 on cuda: nothing to compare side by side: only the baseline ran"]
@@ -796,3 +799,25 @@ def test_the_per_model_table_shows_each_column_from_its_own_fields(tmp_path, mon
         "4", "3.5–4.75", "4.2", "2.5", "2.25–2.75", "fail", "12",
     ]  # fmt: skip
     assert table["openvino", "int8"]["own job: median ms"] == "boom"  # spans the result columns
+
+
+def test_a_failed_tuning_is_a_row_with_its_reason_and_the_report_still_renders(tmp_path):
+    from deploybench.stages import report
+
+    summary = config_rows({"backend": "tvm", "precision": "fp32", "status": "failed",
+                           "reason": "compile failed: tuning failed"})  # fmt: skip
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    keys = ["model", "backend", "precision", "shape", "batch"]
+    pd.DataFrame(columns=[*keys, "round", "median_ms"]).to_csv(tmp_path / "rounds.csv")
+    pd.DataFrame(columns=[*keys, "iteration", "latency_ms"]).to_csv(tmp_path / "latencies.csv")
+    failed = tmp_path / "encoder" / "tvm"
+    failed.mkdir(parents=True)
+    reason = "InternalError: Reshape expects the input tensor to have known shape"
+    (failed / "tuning.json").write_text(json.dumps({"status": "failed", "reason": reason}))
+    out = tmp_path / "report.html"
+    report.render_report(
+        *(str(tmp_path / f"{name}.csv") for name in ("summary", "latencies", "rounds")),
+        [], [], TIMING, 2, str(out), [str(failed)],
+    )  # fmt: skip
+    html = out.read_text()
+    assert f'<td class="failed">failed</td><td colspan="11">{reason}</td>' in html

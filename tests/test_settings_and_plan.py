@@ -319,8 +319,11 @@ def test_gpu_true_judges_a_gpu_backend_outside_the_gpu_extra_by_this_host(
 
     monkeypatch.setenv("DEPLOYBENCH_BACKENDS", "toy_cuda=toy_backend:FakeGpuBackend")
     backend = get_backend("toy_cuda")
-    assert backend.device == "cuda" and backend.extra != "gpu"
     monkeypatch.setattr(backend, "availability", classmethod(lambda cls: (False, "toy missing")))
     config = {**default_config, "backends": ["toy_cuda"], "precisions": ["fp32"], "gpu": True}
     rows = plan(parse_config(validated(config)), LOGIN_NODE)
     assert {(r.planned, r.reason) for r in rows} == {(False, "toy missing")}
+    # the extra is what decides: the same CUDA backend in the [gpu] extra is judged as there
+    monkeypatch.setattr(backend, "extra", "gpu")
+    rows = plan(parse_config(validated(config)), LOGIN_NODE)
+    assert rows and all(r.planned for r in rows), rows

@@ -193,3 +193,85 @@ def test_classification_is_the_default_and_keeps_its_image_input():
     assert spec.task == "classification" and task.unit == "images"
     assert [(i.name, i.shape) for i in task.inputs(spec)] == [("input", ("batch", 3, 32, 32))]
     assert task.output_names(spec, 2) == ["logits", "output_1"]
+
+
+# ---- the text encoder: token ids and a mask in, a sentence embedding out
+
+
+def text_spec(**fields: Any) -> ModelSpec:
+    model = {"source": "text_encoder", "architecture": "tiny", "task": "text-encoder", **fields}
+    return parse_config(validated({"models": {"m": model}})).models["m"]
+
+
+def test_text_feeds_are_padded_token_ids_with_their_mask():
+    spec = text_spec(axes={"sequence": 24})
+    feeds, _ = get_task("text-encoder").evaluation_feeds(spec)
+    ids, mask = feeds["input_ids"], feeds["attention_mask"]
+    assert ids.shape == mask.shape == (16, 24) and ids.dtype == mask.dtype == np.int64
+    lengths = mask.sum(axis=1)
+    assert lengths.min() >= 6 and lengths.max() <= 24 and len(set(lengths)) > 1
+    # every mask is ones then zeros, and padding carries token id 0
+    assert all(
+        (row[:n] == 1).all() and (row[n:] == 0).all() for row, n in zip(mask, lengths, strict=True)
+    )
+    assert (ids[mask == 0] == 0).all() and ids.max() < 1000
+
+
+def test_the_text_encoder_exports_with_both_axes_free_and_matches_eager(tmp_path):
+    torch = pytest.importorskip("torch")
+    ort = pytest.importorskip("onnxruntime")
+    from deploybench.models import build_model
+
+    spec = text_spec(axes={"sequence": 16})
+    task, model = get_task("text-encoder"), build_model(spec).eval()
+    task.export_onnx(model, spec, tmp_path / "m.onnx", None, "dynamo", 18)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["sentence_embedding"]
+    for batch, length in ((1, 16), (3, 40)):  # another batch and another sequence length
+        feeds = task._draw(text_spec(axes={"sequence": length}), batch, 7, 0)
+        (exported,) = session.run(None, feeds)
+        with torch.inference_mode():
+            eager = model(*(torch.from_numpy(v) for v in feeds.values())).numpy()
+        assert exported.shape == (batch, 32)
+        np.testing.assert_allclose(exported, eager, rtol=1e-4, atol=1e-5)
+
+
+def test_text_encoder_tolerances_check_no_top_k():
+    from deploybench.tasks import get_task as task_of
+
+    configured = {"max_rel": 0.1, "min_cosine": 0.99, "min_top1": 0.9, "min_top5": 0.95}
+    assert task_of("text-encoder").tolerance(configured) == {
+        "max_rel": 0.1,
+        "min_cosine": 0.99,
+        "min_top1": None,
+        "min_top5": None,
+    }
+    assert task_of("classification").tolerance(configured) == configured
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"source": "text_encoder", "architecture": "tiny"}, "needs task: text-encoder"),
+        (
+            {"source": "torchvision", "architecture": "resnet18", "task": "text-encoder"},
+            "task text-encoder needs source text_encoder",
+        ),
+        (
+            {"source": "text_encoder", "architecture": "huge", "task": "text-encoder"},
+            "unknown text_encoder architecture 'huge': choose from tiny, mini",
+        ),
+        (
+            {
+                "source": "text_encoder",
+                "architecture": "tiny",
+                "task": "text-encoder",
+                "axes": {"sequence": 65},
+            },
+            r"axes.sequence 65 is outside 1..64",
+        ),
+    ],
+)
+def test_a_text_encoder_spec_that_cannot_work_is_one_line(model, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(validated({"models": {"m": model}}))

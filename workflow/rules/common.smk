@@ -20,6 +20,7 @@ from deploybench.placement import slurm_unreachable
 from deploybench.plan import plan
 from deploybench.settings import describe_validation_error, parse_config
 from deploybench.specs import TuningSettings
+from deploybench.tasks import get_task
 
 try:
     validate(config, "../../config/schema.yaml")
@@ -108,7 +109,8 @@ def crosscheck_settings(wildcards):
 
 
 def parity_tolerance(wildcards):
-    return canonical(config["parity"]["tolerances"][wildcards.precision])
+    task = get_task(SETTINGS.models[wildcards.model].task)
+    return canonical(task.tolerance(config["parity"]["tolerances"][wildcards.precision]))
 
 
 def config_key(wildcards):

@@ -9,6 +9,7 @@ from .base import BATCH_AXIS, InputSpec, Task
 BUILTIN = {
     "classification": "deploybench.tasks.classification:Classification",
     "tensors": "deploybench.tasks.tensors:Tensors",
+    "text-encoder": "deploybench.tasks.text:TextEncoder",
 }
 ENVIRONMENT_VARIABLE = "DEPLOYBENCH_TASKS"
 TASKS = Registry("task", BUILTIN, "deploybench.tasks", ENVIRONMENT_VARIABLE, Task)

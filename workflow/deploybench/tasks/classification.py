@@ -19,8 +19,11 @@ from .base import BATCH_AXIS, InputSpec, Task
 class Classification(Task):
     name = "classification"
     unit = "images"
+    parity_metrics = ("max_rel", "min_cosine", "min_top1", "min_top5")
 
     def check(self, spec: ModelSpec) -> None:
+        if spec.source == "text_encoder":
+            raise ConfigError(f"models.{spec.name}: source text_encoder needs task: text-encoder")
         if spec.inputs:
             raise ConfigError(
                 f"models.{spec.name}: task classification takes one image input of "
