@@ -110,7 +110,9 @@ def crosscheck_settings(wildcards):
 
 def parity_tolerance(wildcards):
     task = get_task(SETTINGS.models[wildcards.model].task)
-    return canonical(task.tolerance(config["parity"]["tolerances"][wildcards.precision]))
+    return canonical(
+        task.tolerance(config["parity"]["tolerances"][wildcards.precision])
+    )
 
 
 def config_key(wildcards):
