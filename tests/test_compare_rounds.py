@@ -296,20 +296,25 @@ def test_a_whole_comparison_closes_its_workers_and_records_each_process_median(
 def test_every_configuration_needs_its_artifact(monkeypatch):
     monkeypatch.setattr(compare, "load_feeds", lambda path: {"input": np.zeros((1, 3, 4, 4))})
     monkeypatch.setattr(compare, "compile_failure", lambda artifact_dir: "")
-    key = {"model": "m", "backend": "pytorch", "precision": "fp32", "shape": "dynamic"}
     with pytest.raises(ValueError):
-        compare.compare_configs(
-            artifact_dirs=["a", "b"],
-            inputs_npz="unused",
-            model="m",
-            configs=[{"key": key, "options": {}}],
-            device="cpu",
-            batch=1,
-            threads=1,
-            comparison=SETTINGS,
-            limits={},
-            out_json="unused.json",
-        )
+        compare_pytorch_fp32(["a", "b"], SETTINGS, "unused.json")
+
+
+def compare_pytorch_fp32(artifact_dirs, comparison, out_json):
+    """compare_configs of the one configuration pytorch fp32 (the workers are the test's)."""
+    key = {"model": "m", "backend": "pytorch", "precision": "fp32", "shape": "dynamic"}
+    compare.compare_configs(
+        artifact_dirs=artifact_dirs,
+        inputs_npz="unused",
+        model="m",
+        configs=[{"key": key, "options": {}}],
+        device="cpu",
+        batch=1,
+        threads=1,
+        comparison=comparison,
+        limits={},
+        out_json=out_json,
+    )
 
 
 # --- what docs/measuring.md ("Speedups and the recommendation") says of the rounds, pinned one
@@ -451,19 +456,7 @@ def test_each_process_median_is_a_median_listed_by_process_index(monkeypatch, tm
     monkeypatch.setattr(compare, "compile_failure", lambda artifact_dir: "")
     monkeypatch.setattr(compare, "load_feeds", lambda path: {"input": np.zeros((2, 3, 4, 4))})
     out = tmp_path / "comparison.json"
-    key = {"model": "m", "backend": "pytorch", "precision": "fp32", "shape": "dynamic"}
-    compare.compare_configs(
-        artifact_dirs=["a"],
-        inputs_npz="unused",
-        model="m",
-        configs=[{"key": key, "options": {}}],
-        device="cpu",
-        batch=1,
-        threads=1,
-        comparison=dict(DISTINCT, rounds=3, processes=3),
-        limits={},
-        out_json=str(out),
-    )
+    compare_pytorch_fp32(["a"], dict(DISTINCT, rounds=3, processes=3), str(out))
     (base,) = ComparisonRecord.read(out).configs
     # process p answers 10p + 1, 10p + 2, 10p + 9 every burst: median 10p + 2, mean 10p + 4
     assert base.process_medians_ms == [2.0, 12.0, 22.0]

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from deploybench.backends import Runner, get_backend
-from deploybench.feeds import save_feeds
+from deploybench.feeds import cycled, save_feeds
 from deploybench.records import ARTIFACT_RECORD, CompileRecord, SkipRecord, TimingRecord
 from deploybench.specs import ConfigKey
 from deploybench.stages.collect import collect_results
 from deploybench.stages.compile import compile_model
-from deploybench.stages.inference import make_batch, run_all
+from deploybench.stages.inference import run_all
 from deploybench.stages.timing import time_inference, vendor_crosscheck
 from helpers import feeds, limits, timing_settings
 
@@ -150,9 +150,9 @@ def test_run_all_pads_static_batches_and_keeps_order_of_every_input():
     np.testing.assert_array_equal(out["sum"][:, 0], data["image"].sum(axis=1) + data["mask"][:, 0])
 
 
-def test_make_batch_cycles_every_input_when_asking_for_more_than_the_samples():
+def test_a_batch_cycles_every_input_when_asking_for_more_than_the_samples():
     data = {"a": np.arange(3, dtype=np.float32).reshape(3, 1), "b": np.arange(3) * 10}
-    batch = make_batch(data, 5)
+    batch = cycled(data, 5)
     np.testing.assert_array_equal(batch["a"][:, 0], [0, 1, 2, 0, 1])
     np.testing.assert_array_equal(batch["b"], [0, 10, 20, 0, 10])
     assert list(batch) == ["a", "b"]

@@ -236,17 +236,22 @@ def test_the_text_encoder_exports_with_both_axes_free_and_matches_eager(tmp_path
         np.testing.assert_allclose(exported, eager, rtol=1e-4, atol=1e-5)
 
 
-def test_text_encoder_tolerances_check_no_top_k():
+def test_only_class_scores_get_top_k_and_the_same_class_test():
+    from deploybench.parity import check
+    from deploybench.specs import Tolerance
     from deploybench.tasks import get_task as task_of
 
-    configured = {"max_rel": 0.1, "min_cosine": 0.99, "min_top1": 0.9, "min_top5": 0.95}
-    assert task_of("text-encoder").tolerance(configured) == {
-        "max_rel": 0.1,
-        "min_cosine": 0.99,
-        "min_top1": None,
-        "min_top5": None,
-    }
-    assert task_of("classification").tolerance(configured) == configured
+    assert task_of("classification").class_scores is True
+    assert task_of("text-encoder").class_scores is task_of("tensors").class_scores is False
+    # embeddings whose largest dimension is the same for every input, slightly perturbed
+    reference = np.array([[5.0, 1.0, 0.2], [4.0, 0.5, 1.0], [6.0, 2.0, 0.1]])
+    candidate = reference + np.array([[0, 0.01, 0], [0, 0, 0.01], [0.01, 0, 0]])
+    strict = Tolerance(max_rel=0.1, min_cosine=0.99, min_top1=1.0, min_top5=1.0)
+    scores = check({"o": reference}, {"o": candidate}, strict, class_scores=True)
+    assert scores.verdict == "inconclusive"  # as class scores: the same class for every input
+    embedding = check({"o": reference}, {"o": candidate}, strict, class_scores=False)
+    assert (embedding.verdict, embedding.reason) == ("pass", "within tolerance")
+    assert (embedding.outputs[0].top1, embedding.outputs[0].top5) == (None, None)
 
 
 @pytest.mark.parametrize(

@@ -349,15 +349,12 @@ def test_config_overrides_still_apply_to_the_default_experiment(tmp_path):
 
 @pytest.mark.slow
 def test_a_backend_registered_from_outside_flows_through_every_stage(tmp_path):
-    """The throwaway tests/toy_backend.py, registered through the environment alone; the model
-    is described by its named input alone (task tensors: non-square frames, not an image the
-    classification task would crop)."""
+    """The throwaway tests/toy_backend.py and tests/toy_task.py (non-square frames, not the
+    images of the classification task), registered through the environment alone."""
     import onnx
 
     config = yaml.safe_load(TINY.read_text())
-    config["models"]["tiny"].update(
-        task="tensors", inputs={"frames": {"shape": ["batch", 3, 24, 40], "range": [-1, 1]}}
-    )
+    config["models"]["tiny"]["task"] = "toy_frames"
     config.update(
         backends=["pytorch", "onnx_reference", "onnx_scaled"], precisions=["fp32"], batch_sizes=[1]
     )
@@ -375,7 +372,7 @@ def test_a_backend_registered_from_outside_flows_through_every_stage(tmp_path):
 
     # the verdict an exact backend must get is known from the reference alone
     reference = load_npz(workdir / "results" / "reference" / "tiny" / "outputs.npz")
-    degenerate = any(degenerate_reason(v) for v in reference.values())
+    degenerate = any(degenerate_reason(v, class_scores=False) for v in reference.values())
     exact = "inconclusive" if degenerate else "pass"
     all_rows = list(csv.DictReader((workdir / "results" / "summary.csv").open()))
     assert {(r["backend"], r["shape"]) for r in all_rows} == {
@@ -396,6 +393,7 @@ def test_a_backend_registered_from_outside_flows_through_every_stage(tmp_path):
     assert float(baseline["cmp_speedup"]) == 1.0 and baseline["parity_verdict"] == exact
     html = (workdir / "reports" / "report.html").read_text()
     assert "onnx_reference" in html and "fp32 (numpy)" in html
+    assert "<th>frames/s</th>" in html and "task <code>toy_frames</code>" in html
     graph = onnx.load(str(workdir / "results" / "onnx" / "tiny" / "exported.onnx")).graph
     assert [
         (i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
@@ -409,10 +407,12 @@ def isolated_env() -> dict[str, str]:
 
     from faults import FAULTY_ENVIRONMENT
     from toy_backend import ENVIRONMENT
+    from toy_task import ENVIRONMENT as TASK_ENVIRONMENT
 
     return {
         **os.environ,
         "DEPLOYBENCH_BACKENDS": f"{ENVIRONMENT},{FAULTY_ENVIRONMENT}",
+        "DEPLOYBENCH_TASKS": TASK_ENVIRONMENT,
         "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
     }
 

@@ -33,8 +33,9 @@ class ParityResult:
     output_names: list[str] = field(default_factory=list)
 
 
-def degenerate_reason(reference: np.ndarray) -> str | None:
-    """Why a reference output cannot judge agreement, or ``None`` when it can."""
+def degenerate_reason(reference: np.ndarray, class_scores: bool = True) -> str | None:
+    """Why a reference output cannot judge agreement, or ``None`` when it can. Only outputs
+    that are class scores can "predict the same class for every input"."""
     ref = np.asarray(reference, dtype=np.float64)
     magnitude = float(np.max(np.abs(ref))) if ref.size else 0.0
     if magnitude < NEAR_ZERO:
@@ -44,7 +45,7 @@ def degenerate_reason(reference: np.ndarray) -> str | None:
         spread = float(np.max(flat.max(axis=0) - flat.min(axis=0)))
         if spread < MIN_RELATIVE_SPREAD * magnitude:
             return "reference outputs are nearly identical for every input"
-        if flat.shape[1] > 1 and np.unique(flat.argmax(axis=1)).size == 1:
+        if class_scores and flat.shape[1] > 1 and np.unique(flat.argmax(axis=1)).size == 1:
             return "reference predicts the same class for every input"
     return None
 
@@ -58,13 +59,18 @@ def _topk_agreement(reference: np.ndarray, candidate: np.ndarray, k: int) -> flo
     return float(np.mean([ref_top1[i] in cand_topk[i] for i in range(reference.shape[0])]))
 
 
-def compare_output(reference: np.ndarray, candidate: np.ndarray) -> OutputParity:
+def compare_output(
+    reference: np.ndarray, candidate: np.ndarray, class_scores: bool = True
+) -> OutputParity:
+    """Errors and cosine of any output; top-k agreement only of class scores (else ``None``:
+    the top "classes" of an embedding or a mask mean nothing)."""
     ref = np.asarray(reference, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)
     if ref.shape != cand.shape:
         raise ValueError(f"output shape {cand.shape} differs from the reference {ref.shape}")
     if not np.all(np.isfinite(cand)):
-        return OutputParity(float("inf"), float("inf"), float("nan"), 0.0, 0.0)
+        worst = 0.0 if class_scores else None
+        return OutputParity(float("inf"), float("inf"), float("nan"), worst, worst)
     diff = np.abs(ref - cand)
     magnitude = float(np.max(np.abs(ref))) if ref.size else 0.0
     max_abs = float(diff.max()) if diff.size else 0.0
@@ -77,8 +83,8 @@ def compare_output(reference: np.ndarray, candidate: np.ndarray) -> OutputParity
         max_abs=max_abs,
         max_rel=max_abs / magnitude if magnitude > 0 else (0.0 if max_abs == 0 else float("inf")),
         cosine=cosine,
-        top1=_topk_agreement(ref, cand, 1),
-        top5=_topk_agreement(ref, cand, 5),
+        top1=_topk_agreement(ref, cand, 1) if class_scores else None,
+        top5=_topk_agreement(ref, cand, 5) if class_scores else None,
     )
 
 
@@ -101,11 +107,14 @@ def check(
     references: Mapping[str, np.ndarray],
     candidates: Mapping[str, np.ndarray],
     tolerance: Tolerance,
+    class_scores: bool = True,
 ) -> ParityResult:
+    """``class_scores``: whether the outputs are class scores (the task says so); only those
+    get top-k checks and the same-class degeneracy test."""
     pairs = pair_outputs(references, candidates)
-    outputs = [compare_output(ref, cand) for _, ref, cand in pairs]
+    outputs = [compare_output(ref, cand, class_scores) for _, ref, cand in pairs]
     names = [name for name, _, _ in pairs]
-    degenerate = [reason for _, ref, _ in pairs if (reason := degenerate_reason(ref))]
+    degenerate = [reason for _, ref, _ in pairs if (reason := degenerate_reason(ref, class_scores))]
 
     failures: list[str] = []
     for (name, _, cand), out in zip(pairs, outputs, strict=True):

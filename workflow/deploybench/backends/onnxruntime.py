@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..feeds import feed_count, in_order
+from ..feeds import feed_count, require_names
 from ..onnx_tools import input_batch
 from .base import Backend, Runner, calibration_batches
 
@@ -94,8 +94,8 @@ class OnnxRuntimeRunner(Runner):
         }
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        arrays = in_order(feeds, self._inputs, "the ONNX graph")
-        results = self._session.run(None, dict(zip(self._inputs, arrays, strict=True)))
+        require_names(feeds, self._inputs, "the ONNX graph")
+        results = self._session.run(None, feeds)  # ONNX Runtime takes inputs by name
         return dict(zip(self._outputs, results, strict=True))
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..feeds import feed_count, in_order
+from ..feeds import feed_count, require_names
 from ..onnx_tools import input_batch
 from ..records import VendorCheck
 from .base import Backend, Runner, calibration_batches
@@ -123,11 +123,9 @@ class OpenVinoRunner(Runner):
         }
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        arrays = in_order(feeds, self._input_names, "the OpenVINO model")
+        require_names(feeds, self._input_names, "the OpenVINO model")
         # Shared outputs are the request's own buffers, overwritten by the next call: copy once.
-        results = self._request.infer(
-            dict(enumerate(arrays)), share_inputs=True, share_outputs=True
-        )
+        results = self._request.infer(feeds, share_inputs=True, share_outputs=True)
         return {
             name: np.array(output, copy=True)
             for name, output in zip(self._output_names, results.to_tuple(), strict=True)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import Backend, baseline_backend
-from ..feeds import load_feeds
+from ..feeds import cycled, load_feeds
 from ..isolation import CallFailed, ChildDied, Worker, phase
 from ..placement import where
 from ..records import ComparedConfig, ComparisonRecord, Status
@@ -31,7 +31,6 @@ from ..specs import ConfigKey, TimingSettings
 from ..stats import paired_ratio
 from ..timing import measure
 from .common import bind_backend, compile_failure, job_log_path, stage_limits
-from .inference import make_batch
 
 log = logging.getLogger("deploybench")
 BASELINE_PRECISION = "fp32"
@@ -98,7 +97,7 @@ def compare_configs(
     out_json: str,
 ) -> None:
     """``configs``: each ``{"key": ..., "options": ...}``, in the order of ``artifact_dirs``."""
-    data = make_batch(load_feeds(inputs_npz), batch)
+    data = cycled(load_feeds(inputs_npz), batch)
     baseline = f"{baseline_backend(device)} {BASELINE_PRECISION}"
     contenders = [
         _contender(ConfigKey(**c["key"]), d) for c, d in zip(configs, artifact_dirs, strict=True)

@@ -7,12 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..backends import Runner
-from ..feeds import Feeds, batches, concatenated, cycled, feed_count
-
-
-def make_batch(evaluation: Mapping[str, np.ndarray], batch: int) -> Feeds:
-    """The first ``batch`` evaluation samples of every input, cycled when there are fewer."""
-    return cycled(evaluation, batch)
+from ..feeds import batches, concatenated, feed_count
 
 
 def run_all(

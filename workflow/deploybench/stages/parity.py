@@ -25,6 +25,7 @@ def check_parity(
     reference_npz: str,
     key: dict,
     tolerance: dict,
+    class_scores: bool,
     threads: int,
     options: dict,
     limits: dict,
@@ -44,17 +45,20 @@ def check_parity(
         load_feeds(inputs_npz),
         load_npz(reference_npz),
         tolerance,
+        class_scores,
     )
     isolated_record(ParityRecord, config, work, stage_limits(limits, "parity")).write(out_json)
 
 
-def _compare(config, backend: Backend, artifact_dir, evaluation, reference, tolerance):
+def _compare(
+    config, backend: Backend, artifact_dir, evaluation, reference, tolerance, class_scores
+):
     phase("load")
     with backend.load(artifact_dir) as runner:
         phase("the parity run")
         outputs = run_all(runner, evaluation, static_batch(config.shape))
         execution = runner.execution_info
-    result = check(reference, outputs, Tolerance(**tolerance))
+    result = check(reference, outputs, Tolerance(**tolerance), class_scores)
     log.info("parity %s: %s", result.verdict, result.reason)
     return ParityRecord.ok(
         config,

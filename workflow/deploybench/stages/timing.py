@@ -11,14 +11,13 @@ from typing import Any
 
 from ..backends import Backend, Runner
 from ..backends.registry import get_backend
-from ..feeds import feed_count, first_shape, load_feeds
+from ..feeds import cycled, feed_count, first_shape, load_feeds
 from ..isolation import phase
 from ..placement import where
 from ..records import TimingRecord, VendorCheck, first_line
 from ..specs import ConfigKey, TimingSettings
 from ..timing import measure, time_runner
 from .common import bind_backend, compile_failure, isolated_record, stage_limits
-from .inference import make_batch
 
 log = logging.getLogger("deploybench")
 
@@ -48,7 +47,7 @@ def time_inference(
         config,
         bind_backend(config, threads, options),
         Path(artifact_dir),
-        make_batch(load_feeds(inputs_npz), batch),
+        cycled(load_feeds(inputs_npz), batch),
         settings,
         crosscheck,
         fields,

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import get_backend
-from ..feeds import load_feeds
+from ..feeds import cycled, load_feeds
 from ..io import atomic_dir, write_json
 from ..isolation import ChildDied, Limits, phase, run_isolated
 from ..onnx_tools import input_batch
 from ..records import HARD_ERRORS, TUNING_RECORD
 from ..specs import TuningSettings
 from .common import job_log_path, stage_limits
-from .inference import make_batch
 
 log = logging.getLogger("deploybench")
 
@@ -85,7 +84,7 @@ def _tune(
     smallest = min(graphs, key=lambda g: input_batch(g) or 0)
 
     def measure(graph: Path, tuning_dir: Path | None, target: dict) -> dict[str, Any]:
-        data = make_batch(load_feeds(evaluation_npz), input_batch(graph) or 1)
+        data = cycled(load_feeds(evaluation_npz), input_batch(graph) or 1)
         lib = tvm.build_library(graph, tuning_dir, target)
         return tvm.time_library(
             lib, tvm.in_graph_order(data, graph), threads, WHAT_TUNING_BOUGHT_ITERATIONS

@@ -80,14 +80,9 @@ class Task(ABC):
     unit: ClassVar[str] = "samples"
     #: How many evaluation samples :meth:`evaluation_feeds` makes by default.
     evaluation_size: ClassVar[int] = 16
-    #: The tolerance keys (``parity.tolerances.<precision>``) that mean something for this
-    #: task's outputs; the others are not checked (top-k needs class scores).
-    parity_metrics: ClassVar[tuple[str, ...]] = ("max_rel", "min_cosine")
-
-    def tolerance(self, configured: Mapping[str, Any]) -> dict[str, Any]:
-        """The configured tolerance of a precision, with the checks this task has no use for
-        left unchecked (``None``)."""
-        return {k: (v if k in self.parity_metrics else None) for k, v in configured.items()}
+    #: Whether the outputs are class scores: only those get parity's top-k checks (an
+    #: embedding's or a mask's top "classes" mean nothing).
+    class_scores: ClassVar[bool] = False
 
     def check(self, spec: ModelSpec) -> None:
         """Refuse a spec this task cannot serve (one line, naming the fix); when the DAG is

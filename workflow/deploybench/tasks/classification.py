@@ -12,14 +12,14 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..feeds import Feeds
-from ..specs import INPUT_NAME, OUTPUT_NAME, ModelSpec
+from ..specs import INPUT_NAME, ModelSpec, output_names
 from .base import BATCH_AXIS, InputSpec, Task
 
 
 class Classification(Task):
     name = "classification"
     unit = "images"
-    parity_metrics = ("max_rel", "min_cosine", "min_top1", "min_top5")
+    class_scores = True
 
     def check(self, spec: ModelSpec) -> None:
         if spec.source == "text_encoder":
@@ -35,7 +35,7 @@ class Classification(Task):
         return [InputSpec(INPUT_NAME, (BATCH_AXIS, 3, size, size), "float32", -3.0, 3.0)]
 
     def output_names(self, spec: ModelSpec, count: int) -> list[str]:
-        return [OUTPUT_NAME, *(f"output_{i}" for i in range(1, count))]
+        return output_names(count)
 
     def evaluation_feeds(self, spec: ModelSpec) -> tuple[Feeds, dict[str, Any]]:
         from ..inputs import evaluation_images

@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..feeds import Feeds
 from ..specs import ModelSpec
+from ..text_encoder import encoder_shape
 from .base import BATCH_AXIS, InputSpec, Task
 
 SEQUENCE_AXIS = "sequence"
@@ -30,14 +32,9 @@ class TextEncoder(Task):
     unit = "sequences"
 
     def _vocabulary(self, spec: ModelSpec) -> int:
-        from ..text_encoder import encoder_shape
-
         return encoder_shape(spec.architecture).vocabulary
 
     def check(self, spec: ModelSpec) -> None:
-        from ..errors import ConfigError
-        from ..text_encoder import encoder_shape
-
         if spec.source != "text_encoder":
             raise ConfigError(
                 f"models.{spec.name}: task text-encoder needs source text_encoder (or describe "
