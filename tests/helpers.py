@@ -55,11 +55,10 @@ def feeds(batch):
 
 
 def fetch(spec, out_dir):
-    """``models.fetch_model`` with the example its task gives (as the fetch stage does)."""
-    from deploybench.models import fetch_model
-    from deploybench.tasks import get_task
+    """The model fetched as the fetch stage does (with what its task deploys)."""
+    from deploybench.tasks import fetch_deployable
 
-    return fetch_model(spec, out_dir, get_task(spec.task).example_feeds(spec, 1))
+    return fetch_deployable(spec, out_dir)
 
 
 def export_classifier(model, input_size, out_path, batch, exporter="torchscript", opset=17):

@@ -715,3 +715,35 @@ def test_adding_a_batch_size_plans_only_its_timings_and_comparisons(
     assert "results/comparisons/tiny/cpu/b4.json" in comparisons
     assert "results/timings/tiny/pytorch/fp32/dynamic/b4.json" in outputs
     assert "results/onnx/tiny/static_b4/model.onnx" in outputs
+
+
+FAMILIES = REPO / "tests" / "data" / "families_tiny.yaml"
+
+
+@pytest.mark.slow
+def test_every_family_runs_end_to_end_with_its_own_parity(tmp_path):
+    """A detector (its heads deployed, its own NMS in parity), a segmentation net and a text
+    encoder, tiny, through every CPU backend: each judged by its task's measures."""
+    snakemake(tmp_path, "report", configfile=FAMILIES)
+    rows = list(csv.DictReader((tmp_path / "results" / "summary.csv").open()))
+    ran = [r for r in rows if r["status"] == "ok"]
+    assert {r["model"] for r in ran} == {"detector", "segmenter", "encoder"}
+    assert {r["backend"] for r in ran} == {"pytorch", "onnxruntime", "openvino"}
+    skipped = [r for r in rows if r["status"] != "ok"]
+    assert skipped and all(r["backend"] == "pytorch" and r["precision"] == "int8" for r in skipped)
+    measured = {"detector": "box agreement", "segmenter": "miou", "encoder": ""}
+    for row in ran:
+        assert measured[row["model"]] in row["parity_measures"], row
+        if row["precision"] == "fp32":
+            # random weights, BatchNorm recalibrated: outputs with signal, judged in full
+            assert row["parity_verdict"] == "pass", row
+        assert float(row["cmp_speedup"]) > 0
+    graph = tmp_path / "results" / "onnx" / "detector" / "exported.onnx"
+    import onnx
+
+    outputs = [o.name for o in onnx.load(str(graph)).graph.output]
+    assert outputs == ["cls_logits", "bbox_regression"]
+    html = (tmp_path / "reports" / "report.html").read_text()
+    for family in ("detection", "segmentation", "text-encoder"):
+        assert f"task <code>{family}</code>" in html
+    assert "<th>sequences/s</th>" in html and "box agreement" in html

@@ -92,10 +92,21 @@ def _all_images() -> dict[str, np.ndarray]:
     return {name: load_sample_image(name) for name in SAMPLE_IMAGES}
 
 
-def evaluation_images(spec: ModelSpec) -> tuple[np.ndarray, list[str]]:
-    """Each sample image, center-cropped (N×3×H×W float32), and the images' names."""
+def stretch(image: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """The whole image resized to input_size × input_size, as a detector's own transform does
+    (nothing cropped away: objects at the border count too)."""
+    from skimage.transform import resize
+
+    size = (spec.input_size, spec.input_size)
+    return _normalise(resize(image, size, order=1, anti_aliasing=True, preserve_range=True), spec)
+
+
+def evaluation_images(spec: ModelSpec, whole: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Each sample image, center-cropped (or with ``whole``, stretched to the square) as
+    N×3×H×W float32, and the images' names."""
     images = _all_images()
-    evaluation = np.stack([preprocess(image, spec) for image in images.values()])
+    prepare = stretch if whole else preprocess
+    evaluation = np.stack([prepare(image, spec) for image in images.values()])
     return evaluation.astype(np.float32), list(images)
 
 

@@ -52,9 +52,15 @@ def build_model(spec: ModelSpec, pretrained: bool = False):
         from .text_encoder import build_text_encoder
 
         return build_text_encoder(spec.architecture)
-    builder = _torchvision_architecture(spec.architecture)
     if pretrained and spec.weights == "DEFAULT":
-        return builder(weights="DEFAULT")  # downloads on first use: needs the internet
+        # downloads on first use: needs the internet
+        return _torchvision_architecture(spec.architecture)(weights="DEFAULT")
+    return random_torchvision(spec.architecture)
+
+
+def random_torchvision(architecture: str):
+    """A torchvision architecture with random weights everywhere (seeded by the caller)."""
+    builder = _torchvision_architecture(architecture)
     # segmentation and detection builders load ImageNet backbone weights by default (a
     # download): random weights mean random everywhere
     backbone = (
@@ -125,10 +131,41 @@ def _flops_or_signature_error(model, example: Mapping[str, np.ndarray], spec: Mo
         ) from exc
 
 
+def recalibrate_batchnorm(module, feeds: Mapping[str, np.ndarray], batch: int = 8) -> int:
+    """Set every BatchNorm's running statistics from ``feeds`` (the weights stay as they are):
+    a randomly initialised deep net then keeps its activations' scale instead of shrinking
+    them towards zero layer by layer, so its outputs carry a signal parity can judge. Returns
+    the number of BatchNorm layers."""
+    import torch
+
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over every batch
+    count = len(next(iter(feeds.values())))
+    module.train()
+    with torch.no_grad():
+        for start in range(0, count, batch):
+            module(*(torch.from_numpy(v[start : start + batch]) for v in feeds.values()))
+    module.eval()
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    return len(norms)
+
+
 def fetch_model(
-    spec: ModelSpec, out_dir: str | Path, example: Mapping[str, np.ndarray]
+    spec: ModelSpec,
+    out_dir: str | Path,
+    example: Mapping[str, np.ndarray],
+    deployable=None,
+    statistics_feeds: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Write ``model.pt`` (a state_dict) and ``model.json`` (how to rebuild it, and facts)."""
+    """Write ``model.pt`` (a state_dict) and ``model.json`` (how to rebuild it, and facts).
+    ``deployable(model)``: the part that is deployed (its task's), whose FLOPs are counted;
+    ``statistics_feeds``: data to set its BatchNorm statistics from (random weights only)."""
     import torch
 
     start = time.perf_counter()
@@ -138,12 +175,22 @@ def fetch_model(
             model, _load_checkpoint_state(spec.checkpoint), f"checkpoint {spec.checkpoint}"
         )
     model.eval()
+    deployed = deployable(model) if deployable is not None else model
+    norms = None
+    if statistics_feeds is not None:
+        norms = recalibrate_batchnorm(deployed, statistics_feeds)
+        if not norms:
+            raise ConfigError(
+                f"models.{spec.name}: the model has no BatchNorm layer to recalibrate: "
+                "drop recalibrate_batchnorm"
+            )
     facts = {
         "spec": spec.as_dict(),
         "pretrained": spec.pretrained,
         "weights_note": "pretrained" if spec.pretrained else "random weights: speed only",
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "flops": _flops_or_signature_error(model, example, spec),
+        "parameters": int(sum(p.numel() for p in deployed.parameters())),
+        "flops": _flops_or_signature_error(deployed, example, spec),
+        "recalibrated_batchnorm_layers": norms,
         "torch": torch.__version__,
         "fetch_seconds": time.perf_counter() - start,
     }

@@ -24,6 +24,16 @@ class OutputParity:
     top5: float | None
 
 
+@dataclass(frozen=True)
+class TaskParity:
+    """A task's agreement measures after its own post-processing, by name (``{"miou": 0.97}``),
+    and why they cannot judge anything where the reference carries no signal (else ``None``).
+    A measure is judged by the tolerance key ``min_<name>`` or ``max_<name>`` where one is set."""
+
+    measures: dict[str, float]
+    degenerate: str | None = None
+
+
 @dataclass
 class ParityResult:
     verdict: str  # pass | fail | inconclusive
@@ -31,6 +41,20 @@ class ParityResult:
     degenerate_reference: bool
     outputs: list[OutputParity] = field(default_factory=list)
     output_names: list[str] = field(default_factory=list)
+    measures: dict[str, float] = field(default_factory=dict)
+
+
+def _measure_failures(task: TaskParity, tolerance: Tolerance) -> list[str]:
+    failures = []
+    for name, value in task.measures.items():
+        label = name.replace("_", " ")
+        low = getattr(tolerance, f"min_{name}", None)
+        high = getattr(tolerance, f"max_{name}", None)
+        if low is not None and not value >= low:
+            failures.append(f"{label} {value:.4g} < {low}")
+        if high is not None and not value <= high:
+            failures.append(f"{label} {value:.4g} > {high}")
+    return failures
 
 
 def degenerate_reason(reference: np.ndarray, class_scores: bool = True) -> str | None:
@@ -108,13 +132,18 @@ def check(
     candidates: Mapping[str, np.ndarray],
     tolerance: Tolerance,
     class_scores: bool = True,
+    task: TaskParity | None = None,
 ) -> ParityResult:
     """``class_scores``: whether the outputs are class scores (the task says so); only those
-    get top-k checks and the same-class degeneracy test."""
+    get top-k checks and the same-class degeneracy test. ``task``: the task's post-processed
+    measures, judged like top-k (not where a reference is degenerate)."""
     pairs = pair_outputs(references, candidates)
     outputs = [compare_output(ref, cand, class_scores) for _, ref, cand in pairs]
     names = [name for name, _, _ in pairs]
     degenerate = [reason for _, ref, _ in pairs if (reason := degenerate_reason(ref, class_scores))]
+    if task is not None and task.degenerate:
+        degenerate.append(task.degenerate)
+    measures = dict(task.measures) if task is not None else {}
 
     failures: list[str] = []
     for (name, _, cand), out in zip(pairs, outputs, strict=True):
@@ -144,9 +173,11 @@ def check(
             and out.top5 < tolerance.min_top5
         ):
             failures.append(f"{label}top-5 agreement {out.top5:.2f} < {tolerance.min_top5}")
+    if task is not None and not degenerate:
+        failures += _measure_failures(task, tolerance)
 
     if failures:
-        return ParityResult("fail", "; ".join(failures), bool(degenerate), outputs, names)
+        return ParityResult("fail", "; ".join(failures), bool(degenerate), outputs, names, measures)
     if degenerate:
         return ParityResult(
             "inconclusive",
@@ -155,5 +186,6 @@ def check(
             True,
             outputs,
             names,
+            measures,
         )
-    return ParityResult("pass", "within tolerance", False, outputs, names)
+    return ParityResult("pass", "within tolerance", False, outputs, names, measures)

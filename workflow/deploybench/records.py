@@ -228,6 +228,8 @@ class ParityRecord(Record):
     degenerate_reference: bool | None = None
     images: int | None = None
     outputs: list[OutputParity] = field(default_factory=list, metadata=FIRST)
+    # the task's own, after its post-processing: {"miou": 0.97, ...}
+    measures: dict[str, float] = field(default_factory=dict)
     output_names: list[str] = field(default_factory=list, metadata=DETAIL)
     tolerance: dict[str, Any] = field(default_factory=dict, metadata=DETAIL)
     execution: dict[str, Any] = field(default_factory=dict, metadata=DETAIL)
@@ -388,6 +390,10 @@ def _flatten(obj: Any, prefix: str) -> dict[str, Any]:
                 row.update(_flatten(value, inner_prefix))
         elif isinstance(value, list):
             row[prefix + f.name] = "; ".join(map(str, value))
+        elif isinstance(value, dict):
+            row[prefix + f.name] = "; ".join(
+                f"{k.replace('_', ' ')} {v:.4g}" for k, v in value.items()
+            )
         elif isinstance(value, enum.Enum):
             row[prefix + f.name] = value.value
         else:

@@ -49,6 +49,9 @@ class ModelSpec:
     inputs: dict[str, dict[str, Any]] | None
     #: Sizes of the symbolic axes the inputs name, other than the batch.
     axes: dict[str, int]
+    #: Random weights only: BatchNorm statistics set from the task's data, so outputs carry a
+    #: signal parity can judge (weights stay random; speed is unchanged).
+    recalibrate_batchnorm: bool
 
     def __post_init__(self) -> None:
         where = f"models.{self.name}"
@@ -60,6 +63,11 @@ class ModelSpec:
             raise ConfigError(f"{where}: 'checkpoint' is only read with source: checkpoint")
         if self.source == "efficientnet_lite0" and self.architecture:
             raise ConfigError(f"{where}: source efficientnet_lite0 takes no 'architecture'")
+        if self.recalibrate_batchnorm and self.pretrained:
+            raise ConfigError(
+                f"{where}: recalibrate_batchnorm is for random weights; pretrained statistics "
+                "are the model's own: drop it"
+            )
         if self.resize is not None and self.resize < self.input_size:
             raise ConfigError(f"{where}: resize {self.resize} is smaller than input_size")
         # Not schema defaults: they follow from the source (EfficientNet-Lite is TF-normalised).
@@ -107,18 +115,28 @@ class TimingSettings:
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Pass criteria for one precision; ``None`` leaves a metric unchecked."""
+    """Pass criteria for one precision; ``None`` leaves a metric unchecked. The raw-output
+    metrics apply to every task; the others to the tasks that measure them after their own
+    post-processing (segmentation: pixel agreement and mIoU; detection: matched boxes)."""
 
     max_rel: float | None = None
     min_cosine: float | None = None
     min_top1: float | None = None
     min_top5: float | None = None
+    min_pixel_agreement: float | None = None
+    min_miou: float | None = None
+    min_box_agreement: float | None = None
+    min_class_agreement: float | None = None
+    max_score_error: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_rel", "min_cosine", "min_top1", "min_top5"):
-            value = getattr(self, name)
-            if value is not None and not (0.0 <= value <= 1.0 if name != "max_rel" else value >= 0):
-                raise ConfigError(f"tolerance {name}={value} is out of range")
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            low, high = (0.0, float("inf")) if item.name.startswith("max_") else (0.0, 1.0)
+            if item.name == "min_cosine":
+                low = -1.0
+            if value is not None and not low <= value <= high:
+                raise ConfigError(f"tolerance {item.name}={value} is out of range")
 
 
 @dataclass(frozen=True)

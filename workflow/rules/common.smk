@@ -109,12 +109,12 @@ def crosscheck_settings(wildcards):
 
 
 def parity_tolerance(wildcards):
-    return canonical(config["parity"]["tolerances"][wildcards.precision])
-
-
-def class_scores(wildcards):
-    """Whether the model's outputs are class scores (its task says): parity's top-k checks."""
-    return get_task(SETTINGS.models[wildcards.model].task).class_scores
+    """The keys of this precision's tolerance the model's task judges by (no others: changing
+    a segmentation key reruns no classifier's parity)."""
+    task = get_task(SETTINGS.models[wildcards.model].task)
+    return canonical(
+        task.tolerance(config["parity"]["tolerances"][wildcards.precision])
+    )
 
 
 def config_key(wildcards):

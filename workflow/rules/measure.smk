@@ -45,7 +45,7 @@ rule check_parity:
         gpu=gpu_jobs,
     params:
         tolerance=parity_tolerance,
-        class_scores=class_scores,
+        spec=model_spec,
         threads=TIMING_THREADS,
         options=backend_options,
         version=backend_version,

@@ -9,7 +9,7 @@ run_job(
     reference_npz=snakemake.input.reference,
     key=snakemake.params.key,
     tolerance=snakemake.params.tolerance,
-    class_scores=snakemake.params.class_scores,
+    spec=snakemake.params.spec,
     threads=snakemake.params.threads,
     options=snakemake.params.options,
     limits=snakemake.config["limits"],

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..feeds import named_outputs
 from ..specs import output_names
-from ..tasks import get_task
+from ..tasks import get_task, load_deployable
 from .base import Backend, Runner
 
 
@@ -77,8 +77,6 @@ class PyTorchBackend(Backend):
         return {"mode": "eager"}
 
     def _load(self, artifact_dir: Path) -> Runner:
-        from ..models import load_model
-
-        model, spec = load_model(artifact_dir)
+        model, spec = load_deployable(artifact_dir)
         names = functools.partial(get_task(spec.task).output_names, spec)
         return PyTorchRunner(model, self.precision, self.threads, names)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..feeds import named_outputs
 from ..specs import output_names
-from ..tasks import get_task
+from ..tasks import get_task, load_deployable
 from .base import Runner
 from .cuda import CudaRunner
 from .pytorch import PyTorchBackend
@@ -106,8 +106,6 @@ class PyTorchCudaBackend(PyTorchBackend):
     Options = PyTorchCudaOptions
 
     def _load(self, artifact_dir: Path) -> Runner:
-        from ..models import load_model
-
-        model, spec = load_model(artifact_dir)
+        model, spec = load_deployable(artifact_dir)
         names = functools.partial(get_task(spec.task).output_names, spec)
         return PyTorchCudaRunner(model, self.precision, self.threads, self.options, names)

@@ -13,9 +13,9 @@ log = logging.getLogger("deploybench")
 
 
 def export_onnx(model_pt: str, exporter: str, opset: int, out_onnx: str, out_json: str) -> None:
-    from ..models import load_model
+    from ..tasks import load_deployable
 
-    model, spec = load_model(Path(model_pt).parent)
+    model, spec = load_deployable(Path(model_pt).parent)
     facts = get_task(spec.task).export_onnx(model, spec, out_onnx, None, exporter, opset)
     write_json(out_json, facts)
     log.info("exported %s: %d nodes, opset %s", spec.name, facts["nodes"], facts["opset"])

@@ -12,7 +12,8 @@ from ..io import load_npz
 from ..isolation import phase
 from ..parity import check
 from ..records import ParityRecord
-from ..specs import ConfigKey, Tolerance, static_batch
+from ..specs import ConfigKey, ModelSpec, Tolerance, static_batch
+from ..tasks import get_task
 from .common import bind_backend, compile_failure, isolated_record, stage_limits
 from .inference import run_all
 
@@ -25,13 +26,14 @@ def check_parity(
     reference_npz: str,
     key: dict,
     tolerance: dict,
-    class_scores: bool,
+    spec: dict,
     threads: int,
     options: dict,
     limits: dict,
     out_json: str,
 ) -> None:
-    """Run every evaluation image in a supervised child and judge its outputs."""
+    """Run every evaluation sample in a supervised child and judge its outputs as the model's
+    task does."""
     config = ConfigKey(**key)
     failure = compile_failure(artifact_dir)
     if failure:
@@ -45,20 +47,22 @@ def check_parity(
         load_feeds(inputs_npz),
         load_npz(reference_npz),
         tolerance,
-        class_scores,
+        ModelSpec(**spec),
     )
     isolated_record(ParityRecord, config, work, stage_limits(limits, "parity")).write(out_json)
 
 
 def _compare(
-    config, backend: Backend, artifact_dir, evaluation, reference, tolerance, class_scores
+    config, backend: Backend, artifact_dir, evaluation, reference, tolerance, spec: ModelSpec
 ):
     phase("load")
     with backend.load(artifact_dir) as runner:
         phase("the parity run")
         outputs = run_all(runner, evaluation, static_batch(config.shape))
         execution = runner.execution_info
-    result = check(reference, outputs, Tolerance(**tolerance), class_scores)
+    task = get_task(spec.task)
+    measures = task.parity_measures(spec, reference, outputs)
+    result = check(reference, outputs, Tolerance(**tolerance), task.class_scores, measures)
     log.info("parity %s: %s", result.verdict, result.reason)
     return ParityRecord.ok(
         config,
@@ -67,6 +71,7 @@ def _compare(
         degenerate_reference=result.degenerate_reference,
         outputs=result.outputs,
         output_names=result.output_names,
+        measures=result.measures,
         images=feed_count(evaluation),
         tolerance=tolerance,
         execution=execution,

@@ -17,10 +17,9 @@ log = logging.getLogger("deploybench")
 
 
 def fetch_model(spec: dict, out_dir: str) -> None:
-    from ..models import fetch_model as fetch
+    from ..tasks import fetch_deployable
 
-    model = ModelSpec(**spec)
-    facts = fetch(model, out_dir, get_task(model.task).example_feeds(model, 1))
+    facts = fetch_deployable(ModelSpec(**spec), out_dir)
     log.info(
         "fetched %s: %d parameters, %.2f GFLOPs",
         spec["name"],

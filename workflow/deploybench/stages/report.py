@@ -56,10 +56,26 @@ def task_facts(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "task": task.name,
         "unit": task.unit,
+        "deploys": task.deploys,
+        "measures": [key.split("_", 1)[1].replace("_", " ") for key in task.measure_keys],
         "inputs": [
             f"{i.name} {'×'.join(str(a) for a in i.shape)} {i.dtype}" for i in task.inputs(model)
         ],
     }
+
+
+# A model whose fetch failed: no facts, so no task facts either.
+UNKNOWN_TASK = {"task": "unknown", "unit": "samples", "deploys": "", "measures": [], "inputs": []}
+
+
+def group_by_family(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The models grouped by task (their family), families in order of first appearance."""
+    families: dict[str, dict[str, Any]] = {}
+    for model in models:
+        facts = model["task"]
+        family = families.setdefault(facts["task"], {**facts, "models": []})
+        family["models"].append(model)
+    return list(families.values())
 
 
 # Shown for every row; the rest only for configurations that ran (else their reason).
@@ -518,7 +534,7 @@ def render_report(
         rows = summary[summary.model == model]
         facts = model_facts.get(model, {})
         pretrained = bool(facts.get("pretrained", False))
-        task = task_facts(facts["spec"]) if facts else {"unit": "samples", "inputs": []}
+        task = task_facts(facts["spec"]) if facts else UNKNOWN_TASK
         models.append(
             {
                 "name": model,
@@ -534,6 +550,7 @@ def render_report(
             }
         )
 
+    families = group_by_family(models)
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("deploybench", "templates"),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
@@ -544,7 +561,7 @@ def render_report(
     env.tests["missing"] = missing
     html = env.get_template("report.html.j2").render(
         generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        models=models,
+        families=families,
         crosschecks=crosscheck_rows(summary),
         crosscheck_tolerance=CROSSCHECK_TOLERANCE,
         vendor_tools=_vendor_tools(summary),

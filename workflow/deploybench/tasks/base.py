@@ -17,11 +17,15 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..feeds import Feeds
+from ..parity import TaskParity
 from ..specs import ModelSpec
 
 #: The symbolic axis every input and output has first: the batch, an axis of the experiment.
 BATCH_AXIS = "batch"
 DTYPES = ("float32", "float16", "int64", "int32", "bool")
+#: Tolerance keys every task's outputs are judged by, and those only class scores are.
+RAW_TOLERANCE_KEYS = ("max_rel", "min_cosine")
+TOP_K_KEYS = ("min_top1", "min_top5")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +87,33 @@ class Task(ABC):
     #: Whether the outputs are class scores: only those get parity's top-k checks (an
     #: embedding's or a mask's top "classes" mean nothing).
     class_scores: ClassVar[bool] = False
+    #: What of the model is exported, compiled and timed (the report says it per family).
+    deploys: ClassVar[str] = "the whole model"
+    #: The tolerance keys its :meth:`parity_measures` are judged by (``min_miou``, ...).
+    measure_keys: ClassVar[tuple[str, ...]] = ()
+
+    def tolerance(self, precision_tolerance: Mapping[str, Any]) -> dict[str, Any]:
+        """The keys of one precision's tolerance this task's parity reads, unset ones left out:
+        a parity job is handed only these, so changing another task's keys reruns nothing."""
+        keys = (*RAW_TOLERANCE_KEYS, *(TOP_K_KEYS if self.class_scores else ()), *self.measure_keys)
+        return {k: precision_tolerance[k] for k in keys if precision_tolerance.get(k) is not None}
+
+    def deployable(self, model, spec: ModelSpec):
+        """The module that is exported, compiled and timed, and whose outputs are judged: the
+        whole model by default; a family whose post-processing cannot be a graph (a detector's
+        NMS) deploys the part before it and does the rest in :meth:`parity_measures`."""
+        return model
+
+    def parity_measures(
+        self,
+        spec: ModelSpec,
+        references: Mapping[str, np.ndarray],
+        candidates: Mapping[str, np.ndarray],
+    ) -> TaskParity | None:
+        """Agreement after the task's own post-processing (mIoU of masks, matched boxes), each
+        judged by the tolerance key ``min_<name>`` or ``max_<name>``; ``None``: the raw-output
+        checks say all there is (the default)."""
+        return None
 
     def check(self, spec: ModelSpec) -> None:
         """Refuse a spec this task cannot serve (one line, naming the fix); when the DAG is

@@ -26,7 +26,7 @@ class Classification(Task):
             raise ConfigError(f"models.{spec.name}: source text_encoder needs task: text-encoder")
         if spec.inputs:
             raise ConfigError(
-                f"models.{spec.name}: task classification takes one image input of "
+                f"models.{spec.name}: task {self.name} takes one image input of "
                 "input_size: drop 'inputs', or set task: tensors"
             )
 
