@@ -254,6 +254,7 @@ def test_a_detector_deploys_its_heads_and_parity_runs_its_own_nms(tmp_path):
     """The exported graph ends at the heads; the detector's own post-processing turns both
     sides' head outputs into boxes: identical outputs agree fully, perturbed ones less."""
     ort = pytest.importorskip("onnxruntime")
+    from deploybench.models import load_model
     from deploybench.tasks import load_deployable
 
     spec = model_spec(
@@ -266,8 +267,10 @@ def test_a_detector_deploys_its_heads_and_parity_runs_its_own_nms(tmp_path):
     )
     task = get_task("detection")
     fetch(spec, tmp_path / "model")
+    task.export_onnx(
+        load_model(tmp_path / "model")[0], spec, tmp_path / "m.onnx", None, "torchscript", 17
+    )
     model, _ = load_deployable(tmp_path / "model")
-    task.export_onnx(model, spec, tmp_path / "m.onnx", None, "torchscript", 17)
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["cls_logits", "bbox_regression"]
     feeds, facts = task.evaluation_feeds(spec)
@@ -288,3 +291,102 @@ def test_a_detector_deploys_its_heads_and_parity_runs_its_own_nms(tmp_path):
     noisy = {k: v + rng.normal(0, 0.5, v.shape).astype(v.dtype) for k, v in exported.items()}
     worse = task.parity_measures(spec, reference, noisy)
     assert worse.measures["box_agreement"] < 0.9 and worse.measures["score_error"] > 1e-2
+
+
+# ---------------------------------------------------------------- exported parts
+
+
+class TwoStage:
+    """A whole model whose ``neck`` takes a list of feature maps, one call per sample, and a
+    ``head`` it runs only on samples whose mean is positive."""
+
+    def __new__(cls):
+        import torch
+
+        class Model(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.stem = torch.nn.Conv2d(3, 4, 3, padding=1)
+                self.neck = Neck()
+                self.head = torch.nn.Linear(4, 2)
+
+            def forward(self, image):
+                features = self.stem(image)
+                fused = self.neck([features, features[:, :, ::2, ::2]], scale=2.0)
+                pooled = fused["fine"].mean(dim=(2, 3))
+                return self.head(pooled) if image.mean() > 0 else pooled[:, :2]
+
+        class Neck(torch.nn.Module):
+            def forward(self, maps, scale: float = 1.0):
+                return {"fine": maps[0] * scale, "coarse": maps[1].relu()}
+
+        torch.manual_seed(0)
+        return Model().eval()
+
+
+def call_with_tensors(model):
+    import torch
+
+    def call(feeds):
+        return model(*(torch.from_numpy(v) for v in feeds.values()))
+
+    return call
+
+
+def test_a_wrong_module_path_says_what_there_is():
+    from deploybench.tasks.parts import resolve
+
+    model = TwoStage()
+    assert resolve(model, "neck") is model.neck
+    with pytest.raises(
+        ConfigError,
+        match=r"has no child 'nek': did you mean neck\? its children are stem, neck, head",
+    ):
+        resolve(model, "nek")
+    with pytest.raises(ConfigError, match=r"module 'stem.conv': stem has no child 'conv'"):
+        resolve(model, "stem.conv")
+
+
+def test_a_part_is_fed_exactly_what_the_whole_model_hands_it():
+    import torch
+    from deploybench.tasks.parts import PartCall, capture
+
+    model = TwoStage()
+    images = np.random.default_rng(0).standard_normal((3, 3, 8, 8)).astype(np.float32)
+    feeds, layout = capture(model, "neck", call_with_tensors(model), {"image": images})
+    # the list of two maps is two named inputs; the float keyword a constant of the part
+    assert list(feeds) == ["maps_0", "maps_1"]
+    assert layout == {"maps": ("list", 2), "scale": ("constant", 2.0)}
+    with torch.inference_mode():
+        features = model.stem(torch.from_numpy(images)).numpy()
+    np.testing.assert_allclose(feeds["maps_0"], features, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(feeds["maps_1"], features[:, :, ::2, ::2], rtol=1e-4, atol=1e-6)
+    # rebuilt behind a flat signature, the part gives the whole model's intermediate outputs
+    part = PartCall(model.neck, layout)
+    with torch.inference_mode():
+        produced = part(*(torch.from_numpy(v) for v in feeds.values()))
+    assert list(produced) == ["output_fine", "output_coarse"]
+    np.testing.assert_allclose(
+        produced["output_fine"].numpy(), 2.0 * features, rtol=1e-4, atol=1e-6
+    )
+
+
+def test_a_part_the_model_skips_for_some_samples_is_one_line():
+    from deploybench.tasks.parts import capture
+
+    model = TwoStage()
+    images = np.stack([np.full((3, 8, 8), sign, np.float32) for sign in (1.0, -1.0, 1.0)])
+    with pytest.raises(ConfigError, match=r"'head' was not called on every sample .*\(2 of 3\)"):
+        capture(model, "head", call_with_tensors(model), {"image": images})
+
+
+def test_a_part_keeps_at_most_max_samples_taken_evenly(monkeypatch):
+    from deploybench.tasks import parts
+
+    monkeypatch.setattr(parts, "MAX_SAMPLES", 4)
+    model = TwoStage()
+    images = np.arange(10, dtype=np.float32)[:, None, None, None] * np.ones(
+        (1, 3, 8, 8), np.float32
+    )
+    feeds, _ = parts.capture(model, "stem", call_with_tensors(model), {"image": images})
+    np.testing.assert_array_equal(feeds["input"][:, 0, 0, 0], [0, 3, 6, 9])

@@ -621,9 +621,11 @@ class FakeBuilderConfig:
 
 def fake_builder_tensorrt(accept_cache: bool) -> types.SimpleNamespace:
     trt = fake_tensorrt([])
-    network = types.SimpleNamespace(
-        get_input=lambda i: types.SimpleNamespace(name="input", shape=(-1, 3, 16, 16))
-    )
+    inputs = [
+        types.SimpleNamespace(name="input_ids", shape=(-1, 16)),
+        types.SimpleNamespace(name="attention_mask", shape=(-1, 16)),
+    ]
+    network = types.SimpleNamespace(get_input=inputs.__getitem__, num_inputs=len(inputs))
     config = FakeBuilderConfig(accept_cache)
     trt.Builder = lambda logger: types.SimpleNamespace(
         create_network=lambda flags: network,
@@ -644,7 +646,12 @@ def test_a_timing_cache_tensorrt_refuses_fails_the_build(monkeypatch, tmp_path):
     options = get_backend("tensorrt").make_options({"timing_cache": str(seed)})
     recipe = trt_backend.build_recipe("10.13.3.9", "fp32")
     monkeypatch.setitem(sys.modules, "tensorrt", fake_builder_tensorrt(accept_cache=True))
-    assert trt_backend.build_engine(tmp_path / "g.onnx", recipe, options, tmp_path)["profile"]
+    # one profile over both inputs of a two-input graph (token ids and their mask)
+    profile = trt_backend.build_engine(tmp_path / "g.onnx", recipe, options, tmp_path)["profile"]
+    assert profile == {
+        name: {"min": (1, 16), "opt": (8, 16), "max": (32, 16)}
+        for name in ("input_ids", "attention_mask")
+    }
     monkeypatch.setitem(sys.modules, "tensorrt", fake_builder_tensorrt(accept_cache=False))
     with pytest.raises(RuntimeError, match="refused the timing cache") as error:
         trt_backend.build_engine(tmp_path / "g.onnx", recipe, options, tmp_path)
@@ -736,3 +743,50 @@ def test_autocast_stays_an_option_and_says_so(fake_cuda):
     runner, model = _pytorch_runner(fake_cuda, "fp16", autocast=True)
     assert model.linear.weight.dtype == torch.float32
     assert "autocast" in runner.execution_info["execution_precision"]
+
+
+# ---------------------------------------------------------------- 9: graphs of several inputs
+
+
+def test_a_graph_of_several_inputs_gets_one_profile_entry_per_input(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", 16])
+    mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", 16])
+    out = helper.make_tensor_value_info("sum", TensorProto.INT64, ["batch", 16])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["input_ids", "attention_mask"], ["sum"])], "g", [ids, mask], [out]
+    )
+    path = tmp_path / "two.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    inputs, dynamic = ort_cuda._graph_inputs(path)
+    assert (inputs, dynamic) == ({"input_ids": [16], "attention_mask": [16]}, True)
+    options = get_backend("onnxruntime_cuda").make_options(
+        {"profile_opt_batch": 2, "profile_max_batch": 4}
+    )
+    ((_, trt),) = ort_cuda.provider_options("fp16", options, tmp_path, inputs, dynamic)
+    assert trt["trt_profile_max_shapes"] == "input_ids:4x16,attention_mask:4x16"
+    assert trt["trt_profile_min_shapes"] == "input_ids:1x16,attention_mask:1x16"
+
+
+def test_a_free_axis_besides_the_batch_has_no_profile_and_says_so(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    free = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input_ids"], ["y"])],
+        "g",
+        [free],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, None)],
+    )
+    path = tmp_path / "free.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(ConfigError, match="input_ids has a free axis 1 besides the batch"):
+        ort_cuda._graph_inputs(path)
+    options = get_backend("tensorrt").make_options({})
+    with pytest.raises(ConfigError, match=r"input_ids \[-1, -1\] has a free axis"):
+        trt_backend.input_profiles(options, [("input_ids", (-1, -1))])
+    # a static graph needs no profile at all
+    assert trt_backend.input_profiles(options, [("input", (2, 3, 16, 16))]) == {}

@@ -68,3 +68,40 @@ def test_missing_and_corrupt_onnx_name_the_fix(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
     with pytest.raises(InputFileError, match="corrupt"):
         load_onnx(tmp_path / "bad.onnx")
+
+
+def test_the_experiments_other_axes_are_fixed_in_every_graph_only_the_batch_stays_free(
+    tmp_path, tiny_onnx
+):
+    """The text encoder is exported with batch and sequence free; simplify fixes the sequence
+    (the experiment's length, kept in the graph's properties) in the dynamic graph too."""
+    ort = pytest.importorskip("onnxruntime")
+    from deploybench.models import build_model
+    from deploybench.onnx_tools import AXES_PROPERTY
+    from deploybench.tasks import task_for
+    from helpers import model_spec
+
+    spec = model_spec(
+        "t", source="text_encoder", architecture="tiny", task="text-encoder", axes={"sequence": 12}
+    )
+    task = task_for(spec)
+    model = build_model(spec).eval()
+    task.export_onnx(model, spec, tmp_path / "e.onnx", None, "dynamo", 20)
+    exported = onnx.load(str(tmp_path / "e.onnx"))
+    assert {p.key: p.value for p in exported.metadata_props}[AXES_PROPERTY] == '{"sequence": 12}'
+    dynamic = simplify_onnx(tmp_path / "e.onnx", tmp_path / "d.onnx", "onnxsim")
+    static = simplify_onnx(tmp_path / "e.onnx", tmp_path / "s.onnx", "onnxsim", batch=3)
+    assert dynamic["inputs"] == {"input_ids": ["batch", 12], "attention_mask": ["batch", 12]}
+    assert static["inputs"] == {"input_ids": [3, 12], "attention_mask": [3, 12]}
+    assert dynamic["fixed_axes"] == {"sequence": 12}
+    feeds = task.example_feeds(spec, 3)
+    session = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    (fixed,) = session.run(None, feeds)
+    import torch
+
+    with torch.inference_mode():
+        eager = model(*(torch.from_numpy(v) for v in feeds.values())).numpy()
+    np.testing.assert_allclose(fixed, eager, rtol=1e-4, atol=1e-5)
+    # a classifier's graph has no other axis: nothing recorded, nothing fixed
+    classifier = simplify_onnx(tiny_onnx["dynamic"], tmp_path / "c.onnx", "none")
+    assert classifier["fixed_axes"] == {}

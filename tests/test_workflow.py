@@ -722,28 +722,39 @@ FAMILIES = REPO / "tests" / "data" / "families_tiny.yaml"
 
 @pytest.mark.slow
 def test_every_family_runs_end_to_end_with_its_own_parity(tmp_path):
-    """A detector (its heads deployed, its own NMS in parity), a segmentation net and a text
-    encoder, tiny, through every CPU backend: each judged by its task's measures."""
+    """A detector (its heads deployed, its own NMS in parity), a segmentation net, a text
+    encoder and a two-stage detector's RPN head (a part, fed what the whole model hands it),
+    tiny, through every CPU backend: each judged by its task's measures."""
+    import onnx
+
     snakemake(tmp_path, "report", configfile=FAMILIES)
     rows = list(csv.DictReader((tmp_path / "results" / "summary.csv").open()))
     ran = [r for r in rows if r["status"] == "ok"]
-    assert {r["model"] for r in ran} == {"detector", "segmenter", "encoder"}
+    assert {r["model"] for r in ran} == {"detector", "segmenter", "encoder", "rpn_head"}
     assert {r["backend"] for r in ran} == {"pytorch", "onnxruntime", "openvino"}
     skipped = [r for r in rows if r["status"] != "ok"]
     assert skipped and all(r["backend"] == "pytorch" and r["precision"] == "int8" for r in skipped)
-    measured = {"detector": "box agreement", "segmenter": "miou", "encoder": ""}
+    measured = {"detector": "box agreement", "segmenter": "miou", "encoder": "", "rpn_head": ""}
     for row in ran:
         assert measured[row["model"]] in row["parity_measures"], row
-        if row["precision"] == "fp32":
+        if row["precision"] == "fp32" and row["model"] != "rpn_head":
             # random weights, BatchNorm recalibrated: outputs with signal, judged in full
             assert row["parity_verdict"] == "pass", row
         assert float(row["cmp_speedup"]) > 0
-    graph = tmp_path / "results" / "onnx" / "detector" / "exported.onnx"
-    import onnx
+    # the part's random MobileNet features are near zero: errors judged, agreement not
+    part = [r for r in ran if r["model"] == "rpn_head" and r["precision"] == "fp32"]
+    assert part and all(r["parity_verdict"] in ("pass", "inconclusive") for r in part)
 
-    outputs = [o.name for o in onnx.load(str(graph)).graph.output]
-    assert outputs == ["cls_logits", "bbox_regression"]
+    def names(model, kind):
+        graph = onnx.load(str(tmp_path / "results" / "onnx" / model / "exported.onnx")).graph
+        return [value.name for value in getattr(graph, kind)]
+
+    assert names("detector", "output") == ["cls_logits", "bbox_regression"]
+    # the RPN head takes the FPN's three maps and returns logits and box deltas for each
+    assert names("rpn_head", "input") == ["x_0", "x_1", "x_2"]
+    assert len(names("rpn_head", "output")) == 6
     html = (tmp_path / "reports" / "report.html").read_text()
     for family in ("detection", "segmentation", "text-encoder"):
         assert f"task <code>{family}</code>" in html
     assert "<th>sequences/s</th>" in html and "box agreement" in html
+    assert "the part rpn.head" in html

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 import numpy as np  # noqa: E402
 from deploybench.backends import get_backend  # noqa: E402
 from deploybench.isolation import Limits, run_isolated  # noqa: E402
-from deploybench.models import fetch_model, load_model  # noqa: E402
+from deploybench.models import load_model  # noqa: E402
 from deploybench.specs import ConfigKey, ModelSpec, TimingSettings  # noqa: E402
 from deploybench.stages.timing import _measure_configuration  # noqa: E402
-from deploybench.tasks import get_task  # noqa: E402
+from deploybench.tasks import fetch_deployable, get_task  # noqa: E402
 
 
 def schema_timing() -> TimingSettings:
@@ -60,9 +60,12 @@ def main() -> None:
         task="classification",
         inputs=None,
         axes={},
+        recalibrate_batchnorm=False,
+        module=None,
+        builder_options={},
     )
     task = get_task(spec.task)
-    fetch_model(spec, folder / "model", task.example_feeds(spec, 1))
+    fetch_deployable(spec, folder / "model")
     model, _ = load_model(folder / "model")
     task.export_onnx(model, spec, folder / "model.onnx", 1, "torchscript", 17)
     key = ConfigKey("m", "onnxruntime", "fp32", "static_b1")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import difflib
 import inspect
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError, InputFileError
+from .feeds import feed_count
 from .io import atomic_path, read_json, write_json
 from .specs import ModelSpec
 
@@ -54,11 +55,19 @@ def build_model(spec: ModelSpec, pretrained: bool = False):
         return build_text_encoder(spec.architecture)
     if pretrained and spec.weights == "DEFAULT":
         # downloads on first use: needs the internet
-        return _torchvision_architecture(spec.architecture)(weights="DEFAULT")
-    return random_torchvision(spec.architecture)
+        builder = _torchvision_architecture(spec.architecture)
+        return _built(builder, spec.builder_options, weights="DEFAULT")
+    return random_torchvision(spec.architecture, spec.builder_options)
 
 
-def random_torchvision(architecture: str):
+def _built(builder, options: dict[str, Any], **weights):
+    try:
+        return builder(**weights, **options)
+    except TypeError as exc:  # an option the builder does not take
+        raise ConfigError(f"builder_options {options}: {exc}") from exc
+
+
+def random_torchvision(architecture: str, options: dict[str, Any] | None = None):
     """A torchvision architecture with random weights everywhere (seeded by the caller)."""
     builder = _torchvision_architecture(architecture)
     # segmentation and detection builders load ImageNet backbone weights by default (a
@@ -68,7 +77,7 @@ def random_torchvision(architecture: str):
         if "weights_backbone" in inspect.signature(builder).parameters
         else {}
     )
-    return builder(weights=None, **backbone)
+    return _built(builder, options or {}, weights=None, **backbone)
 
 
 def _load_checkpoint_state(path: str) -> dict[str, Any]:
@@ -106,14 +115,15 @@ def _apply_state(model, state: dict[str, Any], origin: str) -> None:
 
 
 def count_flops(model, example: Mapping[str, np.ndarray]) -> int:
-    """FLOPs of one forward pass on ``example`` (its task's feeds, batch 1)."""
+    """FLOPs per sample of a forward pass on ``example`` (its task's feeds: one sample, or for
+    a deployed part what one sample of the whole model hands it, e.g. 1000 RoIs)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
         model(*(torch.from_numpy(value) for value in example.values()))
-    return int(counter.get_total_flops())
+    return round(counter.get_total_flops() / feed_count(example))
 
 
 def _flops_or_signature_error(model, example: Mapping[str, np.ndarray], spec: ModelSpec) -> int:
@@ -159,13 +169,13 @@ def recalibrate_batchnorm(module, feeds: Mapping[str, np.ndarray], batch: int = 
 def fetch_model(
     spec: ModelSpec,
     out_dir: str | Path,
-    example: Mapping[str, np.ndarray],
-    deployable=None,
+    deployed: Callable[[Any], tuple[Any, Mapping[str, np.ndarray]]],
     statistics_feeds: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Write ``model.pt`` (a state_dict) and ``model.json`` (how to rebuild it, and facts).
-    ``deployable(model)``: the part that is deployed (its task's), whose FLOPs are counted;
-    ``statistics_feeds``: data to set its BatchNorm statistics from (random weights only)."""
+    ``deployed(model)``: the part that is deployed (its task's) and an example of its feeds,
+    on which its FLOPs are counted; ``statistics_feeds``: data to set its BatchNorm
+    statistics from (random weights only)."""
     import torch
 
     start = time.perf_counter()
@@ -175,10 +185,10 @@ def fetch_model(
             model, _load_checkpoint_state(spec.checkpoint), f"checkpoint {spec.checkpoint}"
         )
     model.eval()
-    deployed = deployable(model) if deployable is not None else model
+    deployed_module, example = deployed(model)
     norms = None
     if statistics_feeds is not None:
-        norms = recalibrate_batchnorm(deployed, statistics_feeds)
+        norms = recalibrate_batchnorm(deployed_module, statistics_feeds)
         if not norms:
             raise ConfigError(
                 f"models.{spec.name}: the model has no BatchNorm layer to recalibrate: "
@@ -188,8 +198,8 @@ def fetch_model(
         "spec": spec.as_dict(),
         "pretrained": spec.pretrained,
         "weights_note": "pretrained" if spec.pretrained else "random weights: speed only",
-        "parameters": int(sum(p.numel() for p in deployed.parameters())),
-        "flops": _flops_or_signature_error(deployed, example, spec),
+        "parameters": int(sum(p.numel() for p in deployed_module.parameters())),
+        "flops": _flops_or_signature_error(deployed_module, example, spec),
         "recalibrated_batchnorm_layers": norms,
         "torch": torch.__version__,
         "fetch_seconds": time.perf_counter() - start,

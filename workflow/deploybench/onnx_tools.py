@@ -6,6 +6,7 @@ import collections
 import contextlib
 import inspect
 import io
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,6 +18,9 @@ import onnx
 from .errors import InputFileError
 from .feeds import named_outputs
 from .io import atomic_path
+
+#: The ONNX model property that keeps the sizes of the experiment's axes besides the batch.
+AXES_PROPERTY = "deploybench.axes"
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:
@@ -49,6 +53,35 @@ def graph_facts(model: onnx.ModelProto) -> dict[str, Any]:
         "outputs": {o.name: dims(o) for o in model.graph.output},
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
     }
+
+
+def experiment_axes(
+    example: Mapping[str, np.ndarray], symbolic_axes: Mapping[str, Mapping[int, str]]
+) -> dict[str, int]:
+    """The sizes of the symbolic axes other than the batch (a sequence length), as traced."""
+    return {
+        axis: int(example[name].shape[i])
+        for name, axes in symbolic_axes.items()
+        for i, axis in axes.items()
+        if axis != "batch" and name in example
+    }
+
+
+def fix_named_axes(model: onnx.ModelProto, sizes: Mapping[str, int]) -> onnx.ModelProto:
+    """A copy whose inputs' and outputs' axes named in ``sizes`` are fixed at those sizes: an
+    experiment's sequence length, which the export left free. Only the batch stays free in a
+    dynamic graph, so TVM can infer every shape and TensorRT needs a profile over the batch
+    alone."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    del fixed.graph.value_info[:]
+    for value in [*fixed.graph.input, *fixed.graph.output]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param") and dim.dim_param in sizes:
+                size = sizes[dim.dim_param]
+                dim.Clear()
+                dim.dim_value = size
+    return onnx.shape_inference.infer_shapes(fixed)
 
 
 def input_batch(path: str | Path) -> int | None:
@@ -94,11 +127,19 @@ def export_onnx(
                     for a in symbolic_axes.values()
                     for axis in a.values()
                 }
-                parameters = list(inspect.signature(model.forward).parameters)
-                kwargs["dynamic_shapes"] = {
-                    parameter: {i: dims[axis] for i, axis in symbolic_axes.get(name, {}).items()}
-                    for parameter, name in zip(parameters, inputs, strict=False)
-                }
+                shapes = [
+                    {i: dims[axis] for i, axis in symbolic_axes.get(name, {}).items()}
+                    for name in inputs
+                ]
+                parameters = list(inspect.signature(model.forward).parameters.values())
+                if parameters and parameters[0].kind is inspect.Parameter.VAR_POSITIONAL:
+                    # forward(*tensors): one entry, a tuple over the tensors
+                    kwargs["dynamic_shapes"] = {parameters[0].name: tuple(shapes)}
+                else:
+                    kwargs["dynamic_shapes"] = {
+                        parameter.name: shape
+                        for parameter, shape in zip(parameters, shapes, strict=False)
+                    }
         else:
             kwargs.update(dynamo=False)
             if batch is None:
@@ -110,6 +151,12 @@ def export_onnx(
         with contextlib.redirect_stdout(log), torch.inference_mode():
             torch.onnx.export(model, tensors, str(tmp), **kwargs)
         exported = onnx.load(str(tmp))
+        sizes = experiment_axes(example, symbolic_axes)
+        if sizes:
+            # what simplify fixes in every graph, kept with the graph itself
+            entry = exported.metadata_props.add()
+            entry.key, entry.value = AXES_PROPERTY, json.dumps(sizes, sort_keys=True)
+            onnx.save(exported, str(tmp))
         onnx.checker.check_model(exported)
     facts = graph_facts(exported)
     facts.update(
@@ -150,7 +197,10 @@ def simplify_onnx(
     original = load_onnx(in_path)
     before = graph_facts(original)
     start = time.perf_counter()
-    source = original if batch is None else fix_batch(original, batch)
+    properties = {p.key: p.value for p in original.metadata_props}
+    axes = json.loads(properties.get(AXES_PROPERTY, "{}"))
+    source = fix_named_axes(original, axes) if axes else original
+    source = source if batch is None else fix_batch(source, batch)
     with atomic_path(out_path) as tmp:
         if simplifier == "none":
             simplified, checked = source, None
@@ -170,6 +220,7 @@ def simplify_onnx(
     return {
         "simplifier": simplifier,
         "batch": "dynamic" if batch is None else batch,
+        "fixed_axes": axes,
         "simplify_seconds": time.perf_counter() - start,
         "nodes_before": before["nodes"],
         "nodes_after": after["nodes"],

@@ -14,7 +14,7 @@ from typing import Any
 from .backends.registry import backend_names, get_backend
 from .errors import ConfigError
 from .specs import ModelSpec, TimingSettings, Tolerance
-from .tasks import get_task
+from .tasks import task_for
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def parse_config(config: dict[str, Any]) -> Settings:
     models = {name: ModelSpec.from_config(name, raw) for name, raw in config["models"].items()}
     for spec in models.values():
         # an unknown task, or inputs the task cannot use, fails here in one line
-        get_task(spec.task).check(spec)
+        task_for(spec).check(spec)
 
     backends = tuple(config["backends"])
     options = config["backend_options"]

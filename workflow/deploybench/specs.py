@@ -52,6 +52,10 @@ class ModelSpec:
     #: Random weights only: BatchNorm statistics set from the task's data, so outputs carry a
     #: signal parity can judge (weights stay random; speed is unchanged).
     recalibrate_batchnorm: bool
+    #: A dotted path into the model: only that part is deployed (its inputs captured).
+    module: str | None
+    #: Keyword arguments of the torchvision builder (a detector's min_size, max_size).
+    builder_options: dict[str, Any]
 
     def __post_init__(self) -> None:
         where = f"models.{self.name}"
@@ -68,6 +72,13 @@ class ModelSpec:
                 f"{where}: recalibrate_batchnorm is for random weights; pretrained statistics "
                 "are the model's own: drop it"
             )
+        if self.recalibrate_batchnorm and self.module:
+            raise ConfigError(
+                f"{where}: recalibrate_batchnorm sets the whole model's statistics; it does not "
+                "combine with module: drop one"
+            )
+        if self.builder_options and self.source not in ("torchvision", "checkpoint"):
+            raise ConfigError(f"{where}: builder_options are for torchvision architectures")
         if self.resize is not None and self.resize < self.input_size:
             raise ConfigError(f"{where}: resize {self.resize} is smaller than input_size")
         # Not schema defaults: they follow from the source (EfficientNet-Lite is TF-normalised).

@@ -20,7 +20,7 @@ from deploybench.placement import slurm_unreachable
 from deploybench.plan import plan
 from deploybench.settings import describe_validation_error, parse_config
 from deploybench.specs import TuningSettings
-from deploybench.tasks import get_task
+from deploybench.tasks import task_for
 
 try:
     validate(config, "../../config/schema.yaml")
@@ -85,6 +85,13 @@ def model_spec(wildcards):
     return SETTINGS.models[wildcards.model].as_dict()
 
 
+def whole_model_of_part(wildcards):
+    """A deployed part's inputs are captured from the whole model: its weights, else nothing."""
+    if SETTINGS.models[wildcards.model].module is None:
+        return {}
+    return {"weights": f"results/models/{wildcards.model}/model.pt"}
+
+
 def backend_options(wildcards):
     return canonical(config["backend_options"].get(wildcards.backend, {}))
 
@@ -111,7 +118,7 @@ def crosscheck_settings(wildcards):
 def parity_tolerance(wildcards):
     """The keys of this precision's tolerance the model's task judges by (no others: changing
     a segmentation key reruns no classifier's parity)."""
-    task = get_task(SETTINGS.models[wildcards.model].task)
+    task = task_for(SETTINGS.models[wildcards.model])
     return canonical(
         task.tolerance(config["parity"]["tolerances"][wildcards.precision])
     )

@@ -15,6 +15,8 @@ rule fetch_model:
 
 
 rule prepare_evaluation_inputs:
+    input:
+        unpack(whole_model_of_part),
     output:
         evaluation="results/inputs/{model}/evaluation.npz",
     log:
@@ -30,6 +32,8 @@ rule prepare_evaluation_inputs:
 
 
 rule prepare_calibration_inputs:
+    input:
+        unpack(whole_model_of_part),
     output:
         calibration="results/inputs/{model}/calibration.npz",
     log:

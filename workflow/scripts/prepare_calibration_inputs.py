@@ -1,3 +1,5 @@
+import os
+
 from deploybench.entry import run_job
 from deploybench.stages.prepare import prepare_calibration_inputs
 
@@ -8,4 +10,6 @@ run_job(
     size=snakemake.params.size,
     seed=snakemake.params.seed,
     out_path=snakemake.output.calibration,
+    # a part's inputs are captured from the whole model: its weights are an input then
+    model_dir=os.path.dirname(snakemake.input.weights) if snakemake.input else None,
 )

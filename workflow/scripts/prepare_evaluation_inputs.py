@@ -1,3 +1,5 @@
+import os
+
 from deploybench.entry import run_job
 from deploybench.stages.prepare import prepare_evaluation_inputs
 
@@ -6,4 +8,6 @@ run_job(
     prepare_evaluation_inputs,
     spec=snakemake.params.spec,
     out_path=snakemake.output.evaluation,
+    # a part's inputs are captured from the whole model: its weights are an input then
+    model_dir=os.path.dirname(snakemake.input.weights) if snakemake.input else None,
 )

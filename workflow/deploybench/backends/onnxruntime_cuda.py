@@ -34,7 +34,6 @@ from typing import Any
 from ..errors import BackendUnavailable, ConfigError
 from ..feeds import in_order
 from ..records import first_line
-from ..specs import INPUT_NAME
 from .base import Backend, Runner, installed_version
 from .cuda import CudaRunner
 from .onnxruntime import GRAPH_LEVELS, TENSORRT_QDQ, QdqOptions, quantize_qdq
@@ -78,15 +77,18 @@ class OnnxRuntimeCudaOptions(QdqOptions):
             raise ValueError("activation_type must be int8: TensorRT takes signed int8 Q/DQ only")
 
 
-def _shape(batch: int, dims: list[int]) -> str:
-    return f"{INPUT_NAME}:{'x'.join(str(d) for d in (batch, *dims))}"
+def _shapes(batch: int, inputs: dict[str, list[int]]) -> str:
+    """The TensorRT provider's profile string: ``name:BxDxD`` per input, comma-separated."""
+    return ",".join(
+        f"{name}:{'x'.join(str(d) for d in (batch, *dims))}" for name, dims in inputs.items()
+    )
 
 
 def provider_options(
     precision: str,
     options: OnnxRuntimeCudaOptions,
     engine_cache: Path,
-    sample_dims: list[int],
+    sample_dims: dict[str, list[int]],
     dynamic: bool,
     device_id: int = 0,
     stream: int | None = None,
@@ -112,9 +114,9 @@ def provider_options(
         **on_stream,
     }
     if dynamic:
-        trt["trt_profile_min_shapes"] = _shape(options.profile_min_batch, sample_dims)
-        trt["trt_profile_opt_shapes"] = _shape(options.profile_opt_batch, sample_dims)
-        trt["trt_profile_max_shapes"] = _shape(options.profile_max_batch, sample_dims)
+        trt["trt_profile_min_shapes"] = _shapes(options.profile_min_batch, sample_dims)
+        trt["trt_profile_opt_shapes"] = _shapes(options.profile_opt_batch, sample_dims)
+        trt["trt_profile_max_shapes"] = _shapes(options.profile_max_batch, sample_dims)
     return [(TENSORRT_PROVIDER, trt)]
 
 
@@ -170,13 +172,23 @@ def load_provider_libraries(ort, provider: str) -> str | None:
     return version
 
 
-def _graph_input(model_path: Path) -> tuple[list[int], bool]:
+def _graph_inputs(model_path: Path) -> tuple[dict[str, list[int]], bool]:
+    """Every graph input's sample dims (after the batch), and whether the batch is free. A
+    free axis besides the batch is refused: the simplify stage fixes the experiment's axes."""
     import onnx
 
-    graph_input = onnx.load(str(model_path), load_external_data=False).graph.input[0]
-    dims = graph_input.type.tensor_type.shape.dim
-    dynamic = not dims[0].HasField("dim_value")
-    return [d.dim_value for d in dims[1:]], dynamic
+    inputs, dynamic = {}, False
+    for value in onnx.load(str(model_path), load_external_data=False).graph.input:
+        dims = value.type.tensor_type.shape.dim
+        dynamic = dynamic or not dims[0].HasField("dim_value")
+        free = [i for i, d in enumerate(dims) if i and not d.HasField("dim_value")]
+        if free:
+            raise ConfigError(
+                f"input {value.name} has a free axis {free[0]} besides the batch: give its size "
+                "in the model's axes"
+            )
+        inputs[value.name] = [d.dim_value for d in dims[1:]]
+    return inputs, dynamic
 
 
 def make_session(
@@ -195,7 +207,7 @@ def make_session(
     session_options.graph_optimization_level = getattr(
         ort.GraphOptimizationLevel, GRAPH_LEVELS[options.graph_optimization]
     )
-    sample_dims, dynamic = _graph_input(model_path)
+    sample_dims, dynamic = _graph_inputs(model_path)
     providers = provider_options(
         precision, options, engine_cache, sample_dims, dynamic, device_id, stream
     )
@@ -229,7 +241,7 @@ class OnnxRuntimeCudaRunner(CudaRunner):
             stream=self.stream.cuda_stream,
         )
         provider = PROVIDER_FOR[precision]
-        if provider == TENSORRT_PROVIDER and _graph_input(model)[1]:
+        if provider == TENSORRT_PROVIDER and _graph_inputs(model)[1]:
             self.batch_range = (options.profile_min_batch, options.profile_max_batch)
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._outputs = [o.name for o in self._session.get_outputs()]

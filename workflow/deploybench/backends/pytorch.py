@@ -13,7 +13,7 @@ import numpy as np
 
 from ..feeds import named_outputs
 from ..specs import output_names
-from ..tasks import get_task, load_deployable
+from ..tasks import load_deployable, task_for
 from .base import Backend, Runner
 
 
@@ -78,5 +78,5 @@ class PyTorchBackend(Backend):
 
     def _load(self, artifact_dir: Path) -> Runner:
         model, spec = load_deployable(artifact_dir)
-        names = functools.partial(get_task(spec.task).output_names, spec)
+        names = functools.partial(task_for(spec).output_names, spec)
         return PyTorchRunner(model, self.precision, self.threads, names)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..feeds import named_outputs
 from ..specs import output_names
-from ..tasks import get_task, load_deployable
+from ..tasks import load_deployable, task_for
 from .base import Runner
 from .cuda import CudaRunner
 from .pytorch import PyTorchBackend
@@ -107,5 +107,5 @@ class PyTorchCudaBackend(PyTorchBackend):
 
     def _load(self, artifact_dir: Path) -> Runner:
         model, spec = load_deployable(artifact_dir)
-        names = functools.partial(get_task(spec.task).output_names, spec)
+        names = functools.partial(task_for(spec).output_names, spec)
         return PyTorchCudaRunner(model, self.precision, self.threads, self.options, names)

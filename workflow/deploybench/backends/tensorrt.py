@@ -24,8 +24,8 @@ from typing import Any
 
 from ..errors import ConfigError, InputFileError
 from ..feeds import in_order
-from ..records import VendorCheck
-from ..specs import INPUT_NAME
+from ..io import read_json
+from ..records import ARTIFACT_RECORD, VendorCheck
 from .base import Backend, Runner
 from .cuda import CudaRunner
 from .onnxruntime import TENSORRT_QDQ, QdqOptions, quantize_qdq
@@ -103,6 +103,25 @@ def profile_shapes(options: TensorRtOptions, dims: list[int]) -> dict[str, tuple
     }
 
 
+def input_profiles(
+    options: TensorRtOptions, inputs: list[tuple[str, tuple[int, ...]]]
+) -> dict[str, dict[str, tuple[int, ...]]]:
+    """One profile entry per network input whose batch axis is free (every input of a
+    dynamic graph: token ids and attention mask alike); any other free axis is refused, since
+    the simplify stage fixes the experiment's axes (a sequence length) in every graph."""
+    profiles = {}
+    for name, shape in inputs:
+        if not shape or shape[0] != -1:
+            continue
+        if any(d < 0 for d in shape[1:]):
+            raise ConfigError(
+                f"input {name} {list(shape)} has a free axis besides the batch: give its size "
+                "in the model's axes"
+            )
+        profiles[name] = profile_shapes(options, list(shape[1:]))
+    return profiles
+
+
 def fp16_graph(source: Path, target: Path) -> None:
     """An fp16 copy of the graph with fp32 inputs and outputs (casts inside), for strong typing."""
     import onnx
@@ -159,16 +178,15 @@ def build_engine(graph: Path, recipe: BuildRecipe, options: TensorRtOptions, out
             f"TensorRT refused the timing cache {options.timing_cache or '(new)'}: a seed must "
             "come from this GPU and TensorRT version; drop backend_options.tensorrt.timing_cache"
         )
-    graph_input = network.get_input(0)
-    dims = list(graph_input.shape)
-    dynamic = dims[0] == -1
-    if dynamic:
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    profiles = input_profiles(options, [(i.name, tuple(i.shape)) for i in inputs])
+    if profiles:
         profile = builder.create_optimization_profile()
-        shapes = profile_shapes(options, dims[1:])
-        profile.set_shape(graph_input.name, shapes["min"], shapes["opt"], shapes["max"])
+        for name, shapes in profiles.items():
+            profile.set_shape(name, shapes["min"], shapes["opt"], shapes["max"])
         if config.add_optimization_profile(profile) < 0:
             raise ConfigError(
-                f"TensorRT refused the optimization profile {shapes}: fix profile_*_batch"
+                f"TensorRT refused the optimization profile {profiles}: fix profile_*_batch"
             )
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -180,7 +198,7 @@ def build_engine(graph: Path, recipe: BuildRecipe, options: TensorRtOptions, out
         "strongly_typed": recipe.strongly_typed,
         "builder_flags": list(recipe.builder_flags),
         "graph": recipe.graph,
-        "profile": profile_shapes(options, dims[1:]) if dynamic else None,
+        "profile": profiles or None,
         "timing_cache_seeded_from": options.timing_cache,
     }
 
@@ -302,6 +320,18 @@ class TensorRtBackend(Backend):
             raise InputFileError(f"{engine} is missing: rerun compile_model for it")
         return TensorRtRunner(engine, self.precision)  # no host thread pool to size
 
+    @staticmethod
+    def _trtexec_shapes(artifact_dir: Path, batch: int) -> list[str]:
+        """``--shapes=name:BxDxD,...`` for every input of the engine's profile at ``batch``
+        (nothing for a static engine, whose shapes are its own)."""
+        details = read_json(Path(artifact_dir) / ARTIFACT_RECORD).get("details", {})
+        profile = details.get("profile") or {}
+        shapes = ",".join(
+            f"{name}:{'x'.join(map(str, (batch, *entry['opt'][1:])))}"
+            for name, entry in profile.items()
+        )
+        return [f"--shapes={shapes}"] if shapes else []
+
     def vendor_benchmark(
         self, artifact_dir: Path, batch_shape: tuple[int, ...], seconds: float
     ) -> VendorCheck | None:
@@ -311,7 +341,7 @@ class TensorRtBackend(Backend):
         command = [
             "trtexec",
             f"--loadEngine={Path(artifact_dir) / ENGINE_FILE}",
-            f"--shapes={INPUT_NAME}:{'x'.join(map(str, batch_shape))}",
+            *self._trtexec_shapes(artifact_dir, batch_shape[0]),
             f"--duration={max(1, round(seconds))}",
             "--noDataTransfers",
         ]

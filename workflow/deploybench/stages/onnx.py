@@ -7,16 +7,16 @@ from pathlib import Path
 
 from ..io import write_json
 from ..specs import static_batch
-from ..tasks import get_task
+from ..tasks import task_for
 
 log = logging.getLogger("deploybench")
 
 
 def export_onnx(model_pt: str, exporter: str, opset: int, out_onnx: str, out_json: str) -> None:
-    from ..tasks import load_deployable
+    from ..models import load_model
 
-    model, spec = load_deployable(Path(model_pt).parent)
-    facts = get_task(spec.task).export_onnx(model, spec, out_onnx, None, exporter, opset)
+    model, spec = load_model(Path(model_pt).parent)
+    facts = task_for(spec).export_onnx(model, spec, out_onnx, None, exporter, opset)
     write_json(out_json, facts)
     log.info("exported %s: %d nodes, opset %s", spec.name, facts["nodes"], facts["opset"])
 

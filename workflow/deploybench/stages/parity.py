@@ -13,7 +13,7 @@ from ..isolation import phase
 from ..parity import check
 from ..records import ParityRecord
 from ..specs import ConfigKey, ModelSpec, Tolerance, static_batch
-from ..tasks import get_task
+from ..tasks import task_for
 from .common import bind_backend, compile_failure, isolated_record, stage_limits
 from .inference import run_all
 
@@ -60,7 +60,7 @@ def _compare(
         phase("the parity run")
         outputs = run_all(runner, evaluation, static_batch(config.shape))
         execution = runner.execution_info
-    task = get_task(spec.task)
+    task = task_for(spec)
     measures = task.parity_measures(spec, reference, outputs)
     result = check(reference, outputs, Tolerance(**tolerance), task.class_scores, measures)
     log.info("parity %s: %s", result.verdict, result.reason)

@@ -49,18 +49,18 @@ def result_columns(unit: str) -> tuple[Column, ...]:
 def task_facts(spec: dict[str, Any]) -> dict[str, Any]:
     """What the report says of a model's task: its name, throughput unit and input spec."""
     from ..specs import ModelSpec
-    from ..tasks import get_task
+    from ..tasks import task_for
 
     model = ModelSpec(**spec)
-    task = get_task(model.task)
+    task = task_for(model)
+    inputs = [f"{i.name} {'×'.join(str(a) for a in i.shape)} {i.dtype}" for i in task.inputs(model)]
     return {
         "task": task.name,
         "unit": task.unit,
         "deploys": task.deploys,
         "measures": [key.split("_", 1)[1].replace("_", " ") for key in task.measure_keys],
-        "inputs": [
-            f"{i.name} {'×'.join(str(a) for a in i.shape)} {i.dtype}" for i in task.inputs(model)
-        ],
+        # a part's inputs are what the whole model hands it: the export section lists them
+        "inputs": inputs or ["as captured (see the ONNX export)"],
     }
 
 
@@ -73,7 +73,7 @@ def group_by_family(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     families: dict[str, dict[str, Any]] = {}
     for model in models:
         facts = model["task"]
-        family = families.setdefault(facts["task"], {**facts, "models": []})
+        family = families.setdefault(facts["task"], {"task": facts["task"], "models": []})
         family["models"].append(model)
     return list(families.values())
 

@@ -35,25 +35,29 @@ def get_task(name: str) -> Task:
 STATISTICS_SAMPLES = 32
 
 
+def task_for(spec: ModelSpec) -> Task:
+    """The task a model is deployed under: its family's, or with ``module:`` the part's."""
+    family = get_task(spec.task)
+    if spec.module is None:
+        return family
+    from .parts import Part
+
+    return Part(family, spec.module)
+
+
 def fetch_deployable(spec: ModelSpec, out_dir) -> dict:
     """Fetch the model (:func:`deploybench.models.fetch_model`) with what its task deploys and,
     where asked, BatchNorm statistics from the task's own data (a seeded stream apart from
     both the evaluation and the calibration sets)."""
     from ..models import fetch_model
 
-    task = get_task(spec.task)
+    task = task_for(spec)
     statistics = (
         task.calibration_feeds(spec, STATISTICS_SAMPLES, spec.seed + STATISTICS_SEED_OFFSET)
         if spec.recalibrate_batchnorm
         else None
     )
-    return fetch_model(
-        spec,
-        out_dir,
-        task.example_feeds(spec, 1),
-        functools.partial(task.deployable, spec=spec),
-        statistics,
-    )
+    return fetch_model(spec, out_dir, functools.partial(task.deployed, spec=spec), statistics)
 
 
 def load_deployable(model_dir):
@@ -61,7 +65,7 @@ def load_deployable(model_dir):
     from ..models import load_model
 
     model, spec = load_model(model_dir)
-    return get_task(spec.task).deployable(model, spec).eval(), spec
+    return task_for(spec).deployable(model, spec).eval(), spec
 
 
 __all__ = [
@@ -72,5 +76,6 @@ __all__ = [
     "fetch_deployable",
     "get_task",
     "load_deployable",
+    "task_for",
     "task_names",
 ]

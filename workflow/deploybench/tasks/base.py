@@ -104,6 +104,18 @@ class Task(ABC):
         NMS) deploys the part before it and does the rest in :meth:`parity_measures`."""
         return model
 
+    def deployed(self, model, spec: ModelSpec) -> tuple[Any, Feeds]:
+        """The deployed module and an example of its feeds at batch 1 (FLOPs are counted on
+        it)."""
+        return self.deployable(model, spec), self.example_feeds(spec, 1)
+
+    def call_whole(self, model, spec: ModelSpec, feeds: Feeds):
+        """Run the whole model on feeds of this task, as it is called in production: what a
+        deployed part's inputs are captured from (``module:``)."""
+        import torch
+
+        return model(*(torch.from_numpy(value) for value in feeds.values()))
+
     def parity_measures(
         self,
         spec: ModelSpec,
@@ -150,12 +162,13 @@ class Task(ABC):
         exporter: str = "dynamo",
         opset: int = 20,
     ) -> dict[str, Any]:
-        """Export ``model`` with this task's input and output names; ``batch=None`` leaves the
-        batch axis (and every other symbolic axis of the inputs) free."""
+        """Export what this task deploys of ``model`` (the whole model) with its input and
+        output names; ``batch=None`` leaves the batch axis (and every other symbolic axis of
+        the inputs) free."""
         from ..onnx_tools import export_onnx
 
         return export_onnx(
-            model,
+            self.deployable(model, spec),
             # torch.export specialises a dimension of size 1, so a free batch is traced at 2
             self.example_feeds(spec, batch or 2),
             functools.partial(self.output_names, spec),

@@ -163,13 +163,21 @@ class Detection(Classification):
     def check(self, spec: ModelSpec) -> None:
         super().check(spec)
         architecture = spec.architecture or ""
-        if spec.source not in ("torchvision", "checkpoint") or not architecture.startswith("ssd"):
+        if spec.source not in ("torchvision", "checkpoint"):
+            raise ConfigError(f"models.{spec.name}: task detection needs a torchvision detector")
+        if spec.module is None and not architecture.startswith("ssd"):
             raise ConfigError(
                 f"models.{spec.name}: task detection deploys SSD-style torchvision detectors "
-                f"(ssdlite320_mobilenet_v3_large, ssd300_vgg16), not {architecture or spec.source}"
-                f": a two-stage detector's proposals are data-dependent; benchmark its parts "
-                f"with module: ({TWO_STAGE_PARTS})"
+                f"whole (ssdlite320_mobilenet_v3_large, ssd300_vgg16), not {architecture}: a "
+                "two-stage detector's proposals are data-dependent; benchmark its parts with "
+                f"module: ({TWO_STAGE_PARTS})"
             )
+
+    def call_whole(self, model, spec: ModelSpec, feeds: Feeds):
+        """A torchvision detector takes a list of 0..1 images and normalises them itself."""
+        import torch
+
+        return model(list(torch.from_numpy(feeds[INPUT_NAME])))
 
     def inputs(self, spec: ModelSpec) -> list[InputSpec]:
         size = spec.input_size
@@ -182,7 +190,10 @@ class Detection(Classification):
         return list(OUTPUT_NAMES)
 
     def _normalised(self, spec: ModelSpec) -> ModelSpec:
-        """The spec with the detector's own normalisation (its transform's mean and std)."""
+        """The spec with the detector's own normalisation (its transform's mean and std), or
+        none where the whole detector runs (a part is deployed): its transform normalises."""
+        if spec.module is not None:
+            return dataclasses.replace(spec, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
         transform = _detector(spec.architecture).transform
         return dataclasses.replace(
             spec, mean=tuple(transform.image_mean), std=tuple(transform.image_std)
