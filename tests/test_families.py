@@ -390,3 +390,54 @@ def test_a_part_keeps_at_most_max_samples_taken_evenly(monkeypatch):
     )
     feeds, _ = parts.capture(model, "stem", call_with_tensors(model), {"image": images})
     np.testing.assert_array_equal(feeds["input"][:, 0, 0, 0], [0, 3, 6, 9])
+
+
+# ---------------------------------------------------------------- a model that does not export
+
+
+def test_an_export_failure_is_that_models_record_and_its_onnx_configurations_say_why(tmp_path):
+    """The torchscript exporter cannot export PyTorch's fused transformer layer: the export
+    stage records the exporter's own reason with the next thing to try, simplify passes it on,
+    and every ONNX backend's compile fails with it (the eager baseline still runs)."""
+    pytest.importorskip("onnxruntime")
+    from deploybench.records import ARTIFACT_RECORD, CompileRecord
+    from deploybench.stages.compile import compile_model
+    from deploybench.stages.onnx import export_onnx, graph_failure, simplify_onnx
+
+    spec = model_spec(
+        "t", source="text_encoder", architecture="tiny", task="text-encoder", axes={"sequence": 8}
+    )
+    fetch(spec, tmp_path / "model")
+    onnx_dir = tmp_path / "onnx"
+    export_onnx(
+        str(tmp_path / "model" / "model.pt"),
+        "torchscript",
+        17,
+        str(onnx_dir / "exported.onnx"),
+        str(onnx_dir / "export.json"),
+    )
+    reason = graph_failure(onnx_dir / "exported.onnx")
+    assert reason.startswith("the torchscript exporter failed: UnsupportedOperatorError")
+    assert "_transformer_encoder_layer_fwd" in reason
+    assert reason.endswith("module: (its children: tokens, positions, encoder, norm)")
+    simplify_onnx(
+        str(onnx_dir / "exported.onnx"),
+        "static_b1",
+        "onnxsim",
+        str(onnx_dir / "static_b1" / "model.onnx"),
+        str(onnx_dir / "static_b1" / "simplify.json"),
+    )
+    assert graph_failure(onnx_dir / "static_b1" / "model.onnx") == reason
+    key = {"model": "t", "backend": "onnxruntime", "precision": "fp32", "shape": "static_b1"}
+    from helpers import limits
+
+    compile_model(
+        str(onnx_dir / "static_b1" / "model.onnx"),
+        None,
+        key,
+        {},
+        limits(),
+        str(tmp_path / "artifact"),
+    )
+    record = CompileRecord.read(tmp_path / "artifact" / ARTIFACT_RECORD)
+    assert record.status == "failed" and reason in record.reason

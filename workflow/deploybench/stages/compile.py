@@ -14,6 +14,7 @@ from ..isolation import phase
 from ..records import ARTIFACT_RECORD, CompileRecord
 from ..specs import ConfigKey
 from .common import bind_backend, isolated_record, stage_limits
+from .onnx import graph_failure
 from .tune import tuning_failure
 
 log = logging.getLogger("deploybench")
@@ -50,6 +51,9 @@ def compile_model(
 def _build(
     config, backend, source: Path, calibration_npz: str | None, out_dir: Path, tuning_dir=None
 ):
+    failure = graph_failure(source)
+    if failure:
+        raise RuntimeError(failure)
     calibration = load_feeds(calibration_npz) if calibration_npz else None
     if tuning_dir is not None:
         failure = tuning_failure(tuning_dir)

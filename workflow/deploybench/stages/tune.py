@@ -20,6 +20,7 @@ from ..onnx_tools import input_batch
 from ..records import HARD_ERRORS, TUNING_RECORD
 from ..specs import TuningSettings
 from .common import job_log_path, stage_limits
+from .onnx import graph_failure
 
 log = logging.getLogger("deploybench")
 
@@ -79,6 +80,9 @@ def _tune(
 ) -> dict[str, Any]:
     from ..backends import tvm
 
+    failures = [failure for graph in graphs if (failure := graph_failure(graph))]
+    if failures:
+        return {"status": "failed", "reason": failures[0]}
     backend = get_backend("tvm")
     phase("tune")
     smallest = min(graphs, key=lambda g: input_batch(g) or 0)
