@@ -41,10 +41,12 @@ def model_spec(name: str = "m", **fields: Any):
     return ModelSpec.from_config(name, config["models"][name])
 
 
-def limits(**overrides: Any) -> dict[str, Any]:
-    """The schema's supervision limits, with ``overrides``."""
+def limits(**overrides: Any):
+    """The schema's supervision limits, with ``overrides``, as the jobs get them."""
+    from deploybench.specs import LimitSettings
+
     config = validated({"models": {"m": {"source": "efficientnet_lite0"}}})
-    return {**config["limits"], **overrides}
+    return LimitSettings(**{**config["limits"], **overrides})
 
 
 def feeds(batch):

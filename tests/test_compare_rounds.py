@@ -5,12 +5,14 @@ survivors of the first mutation run of ``stages/compare.py`` (docs/testing.md)."
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
 import pytest
 from deploybench.isolation import CallFailed, ChildDied
 from deploybench.records import ComparedConfig, ComparisonRecord, Status
+from deploybench.specs import ComparisonSettings
 from deploybench.stages import compare
 from deploybench.stages.compare import (
     _add_speedups,
@@ -20,19 +22,20 @@ from deploybench.stages.compare import (
     _start_workers,
     burst_settings,
 )
+from helpers import limits
 
-SETTINGS = {
-    "rounds": 3,
-    "warmup_seconds": 0.5,
-    "burst_warmup_iterations": 1,
-    "burst_warmup_seconds": 0.125,
-    "burst_min_iterations": 2,
-    "burst_seconds": 0.02,
-    "burst_max_seconds": 5.0,
-    "baseline_bursts": 2,
-    "processes": 3,
-    "gap_seconds": 0.0,
-}
+SETTINGS = ComparisonSettings(
+    rounds=3,
+    warmup_seconds=0.5,
+    burst_warmup_iterations=1,
+    burst_warmup_seconds=0.125,
+    burst_min_iterations=2,
+    burst_seconds=0.02,
+    burst_max_seconds=5.0,
+    baseline_bursts=2,
+    processes=3,
+    gap_seconds=0.0,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +114,7 @@ def test_a_crash_mid_round_does_not_cost_the_others_their_burst(caplog, monkeypa
     crashing = contender("crashing", [Worker("c", log, dies_on_call=2)])  # after its warm-up
     others = [contender(name, [Worker(name, log)]) for name in ("a", "b", "d", "e", "f")]
     with caplog.at_level(logging.INFO, logger="deploybench"):
-        _run_rounds([crashing, *others], dict(SETTINGS, processes=1), "pytorch fp32")
+        _run_rounds([crashing, *others], dataclasses.replace(SETTINGS, processes=1), "pytorch fp32")
     assert crashing.entry.status is Status.FAILED and not crashing.alive
     assert crashing.entry.reason == "c killed by SIGKILL during a burst"
     assert all(o.entry.rounds == 3 for o in others)
@@ -126,7 +129,7 @@ def test_a_baseline_that_crashes_on_its_first_burst_skips_its_second_not_the_oth
     # in a fixed order the baseline's two bursts come first: it dies on the first
     base = contender("pytorch", [Worker("base", log, dies_on_call=2)])
     others = [contender(name, [Worker(name, log)]) for name in ("a", "b")]
-    _run_rounds([base, *others], dict(SETTINGS, processes=1), "pytorch fp32")
+    _run_rounds([base, *others], dataclasses.replace(SETTINGS, processes=1), "pytorch fp32")
     assert base.entry.status is Status.FAILED
     assert all(o.entry.rounds == 3 for o in others)
 
@@ -135,7 +138,7 @@ def test_the_most_foreign_load_seen_is_kept_and_none_stays_unknown():
     log = []
     loaded = contender("loaded", [Worker("l", log, foreign=0.25)])
     unknown = contender("unknown", [Worker("u", log, foreign=None)])
-    _run_rounds([loaded, unknown], dict(SETTINGS, processes=1), "pytorch fp32")
+    _run_rounds([loaded, unknown], dataclasses.replace(SETTINGS, processes=1), "pytorch fp32")
     assert loaded.entry.foreign_cpu_max == 0.25
     assert unknown.entry.foreign_cpu_max is None
 
@@ -226,8 +229,8 @@ def test_a_worker_that_cannot_start_fails_its_configuration_only(monkeypatch, er
         }
         for n in (*names, "tvm")
     ]
-    limits = {"timing_seconds": 60, "memory_mb": 1000}
-    _start_workers([*contenders, skipped], configs, ["a"] * 4, np.zeros(1), 1, limits, processes=2)
+    caps = limits(timing_seconds=60, memory_mb=1000)
+    _start_workers([*contenders, skipped], configs, ["a"] * 4, np.zeros(1), 1, caps, processes=2)
     by_name = {c.entry.backend: c for c in contenders}
     assert by_name["openvino"].entry.status is Status.FAILED
     assert by_name["openvino"].entry.reason == str(error)
@@ -276,8 +279,8 @@ def test_a_whole_comparison_closes_its_workers_and_records_each_process_median(
         device="".join(device),  # a string built at run time, as Snakemake's wildcards are
         batch=1,
         threads=1,
-        comparison=dict(SETTINGS, processes=2),
-        limits={},
+        comparison=dataclasses.replace(SETTINGS, processes=2),
+        limits=limits(),
         out_json=str(out),
     )
     assert started and all(w.closed for w in started)
@@ -312,7 +315,7 @@ def compare_pytorch_fp32(artifact_dirs, comparison, out_json):
         batch=1,
         threads=1,
         comparison=comparison,
-        limits={},
+        limits=limits(),
         out_json=out_json,
     )
 
@@ -322,7 +325,7 @@ def compare_pytorch_fp32(artifact_dirs, comparison, out_json):
 # (tools/mutants/compare.toml).
 
 # every setting a value of its own, so a setting read for another shows in what is asked
-DISTINCT = dict(
+DISTINCT = dataclasses.replace(
     SETTINGS,
     rounds=4,
     warmup_seconds=0.5,
@@ -371,7 +374,7 @@ def burst_order(settings, names=("a", "b", "c", "d", "e", "f")):
 
 def test_each_round_runs_every_configuration_once_in_a_freshly_shuffled_order():
     orders = burst_order(DISTINCT)
-    assert len(orders) == DISTINCT["rounds"]
+    assert len(orders) == DISTINCT.rounds
     assert all(sorted(order) == list("abcdef") for order in orders)
     # one fixed order would favour whoever follows the same neighbour every round
     assert len(set(orders)) > 1
@@ -387,8 +390,8 @@ def test_an_idle_gap_of_gap_seconds_comes_before_every_burst(monkeypatch):
     entrants = [contender(name, [Worker(name, log)]) for name in ("pytorch", "tvm", "openvino")]
     _run_rounds(entrants, DISTINCT, "pytorch fp32")
     calls = [i for i, (name, _) in enumerate(log) if name != "sleep"]
-    bursts = [i for i in calls if log[i][1].warmup_seconds == DISTINCT["burst_warmup_seconds"]]
-    assert len(bursts) == DISTINCT["rounds"] * (2 + 1 + 1)  # the baseline bursts twice
+    bursts = [i for i in calls if log[i][1].warmup_seconds == DISTINCT.burst_warmup_seconds]
+    assert len(bursts) == DISTINCT.rounds * (2 + 1 + 1)  # the baseline bursts twice
     # the previous configuration's threads stop spinning before each burst starts
     assert all(log[i - 1] == ("sleep", 0.375) for i in bursts)
 
@@ -397,7 +400,9 @@ def test_an_idle_gap_of_gap_seconds_comes_before_every_burst(monkeypatch):
 def test_each_burst_asks_its_worker_for_the_bursts_own_settings(cap, asked_cap):
     log = []
     _run_rounds(
-        [contender("tvm", [Worker("tvm", log)])], dict(DISTINCT, burst_max_seconds=cap), "-"
+        [contender("tvm", [Worker("tvm", log)])],
+        dataclasses.replace(DISTINCT, burst_max_seconds=cap),
+        "-",
     )
     asked = [
         (s.warmup_iterations, s.warmup_seconds, s.min_iterations, s.min_seconds, s.max_seconds)
@@ -405,16 +410,16 @@ def test_each_burst_asks_its_worker_for_the_bursts_own_settings(cap, asked_cap):
     ]
     # its own brief warm-up, then at least burst_min_iterations and burst_seconds, capped by
     # burst_max_seconds; a cap set below burst_seconds does not cut the burst short
-    assert asked == [(5, 0.125, 7, 0.25, asked_cap)] * DISTINCT["rounds"]
+    assert asked == [(5, 0.125, 7, 0.25, asked_cap)] * DISTINCT.rounds
 
 
 def test_a_round_median_is_the_median_of_every_latency_of_that_round():
     log = []
     # the baseline's two bursts a round pool to 1, 2, 9: median 2, mean 4
-    answers = [([5.0], None)] + [([1.0, 2.0], None), ([9.0], None)] * DISTINCT["rounds"]
+    answers = [([5.0], None)] + [([1.0, 2.0], None), ([9.0], None)] * DISTINCT.rounds
     base = contender("pytorch", [Scripted("base", log, answers)])
     _run_rounds([base], DISTINCT, "pytorch fp32")
-    assert base.entry.round_medians_ms == [2.0] * DISTINCT["rounds"]
+    assert base.entry.round_medians_ms == [2.0] * DISTINCT.rounds
 
 
 def test_a_configurations_latency_is_the_median_of_its_round_medians():
@@ -429,7 +434,7 @@ def test_the_worst_foreign_load_of_any_burst_is_kept():
     # the first answer is the warm-up's; the worst burst is neither the first nor the last
     loads = [0.0, 0.25, 0.75, 0.125]
     loaded = contender("loaded", [Scripted("l", log, [([10.0], f) for f in loads])])
-    _run_rounds([loaded], dict(DISTINCT, rounds=3), "pytorch fp32")
+    _run_rounds([loaded], dataclasses.replace(DISTINCT, rounds=3), "pytorch fp32")
     assert loaded.entry.foreign_cpu_max == 0.75
 
 
@@ -456,7 +461,7 @@ def test_each_process_median_is_a_median_listed_by_process_index(monkeypatch, tm
     monkeypatch.setattr(compare, "compile_failure", lambda artifact_dir: "")
     monkeypatch.setattr(compare, "load_feeds", lambda path: {"input": np.zeros((2, 3, 4, 4))})
     out = tmp_path / "comparison.json"
-    compare_pytorch_fp32(["a"], dict(DISTINCT, rounds=3, processes=3), str(out))
+    compare_pytorch_fp32(["a"], dataclasses.replace(DISTINCT, rounds=3, processes=3), str(out))
     (base,) = ComparisonRecord.read(out).configs
     # process p answers 10p + 1, 10p + 2, 10p + 9 every burst: median 10p + 2, mean 10p + 4
     assert base.process_medians_ms == [2.0, 12.0, 22.0]

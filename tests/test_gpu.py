@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import stat
 
@@ -14,8 +15,8 @@ from deploybench.gpu import (
 )
 from deploybench.hardware import HostFacts
 from deploybench.plan import NO_GPU_REASON, plan
-from deploybench.settings import Settings
-from helpers import timing_settings
+from deploybench.settings import parse_config
+from helpers import validated
 
 
 def fake_nvidia_smi(folder, output: str, code: int):
@@ -57,14 +58,13 @@ class FakeCudaBackend(Backend):
 
 def test_cuda_backends_are_skipped_with_the_reason_on_a_host_without_gpu(monkeypatch):
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, f"fake_cuda={__name__}:FakeCudaBackend")
-    settings = Settings(
+    settings = dataclasses.replace(
+        parse_config(validated({"models": {"m": {"source": "efficientnet_lite0"}}})),
         models={"m": None},
         backends=("fake_cuda",),
         precisions=("fp32",),
         shapes=("dynamic",),
         batch_sizes=(1,),
-        gpu="auto",
-        timing=timing_settings(),
     )
     without = plan(settings, HostFacts(cpu_flags=frozenset(), has_gpu=False))
     assert {(r.planned, r.reason) for r in without} == {(False, NO_GPU_REASON)}

@@ -327,3 +327,37 @@ def test_gpu_true_judges_a_gpu_backend_outside_the_gpu_extra_by_this_host(
     monkeypatch.setattr(backend, "extra", "gpu")
     rows = plan(parse_config(validated(config)), LOGIN_NODE)
     assert rows and all(r.planned for r in rows), rows
+
+
+def test_every_section_a_job_is_handed_round_trips_typed_through_its_params(default_config):
+    """One settings tree, built once: each section reaches its job as params (a canonical
+    dict, whose text is Snakemake's rerun trigger) and is rebuilt there equal to the tree's."""
+    import json
+
+    settings = parse_config(validated(default_config))
+    sections = [
+        settings.timing,
+        settings.comparison,
+        settings.limits,
+        settings.crosscheck,
+        settings.export,
+        settings.inputs,
+        settings.tuning("resnet18"),
+        *settings.tolerances.values(),
+    ]
+    for section in sections:
+        params = section.params()
+        assert json.loads(json.dumps(params)) == params  # plain JSON: what a job can be handed
+        assert type(section).from_validated(params) == section
+    assert settings.limits.seconds("parity") == settings.limits.parity_seconds
+    # a reordered config gives the same params text: nothing reruns
+    reordered = validated({key: default_config[key] for key in reversed(list(default_config))})
+    again = parse_config(reordered)
+    assert json.dumps(again.comparison.params()) == json.dumps(settings.comparison.params())
+
+
+def test_a_job_handed_only_its_tasks_tolerance_keys_rebuilds_the_rest_unset(default_config):
+    from deploybench.specs import Tolerance
+
+    tolerance = Tolerance.from_validated({"max_rel": 1e-4, "min_cosine": 0.99})
+    assert (tolerance.max_rel, tolerance.min_cosine, tolerance.min_miou) == (1e-4, 0.99, None)

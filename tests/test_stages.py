@@ -1,6 +1,7 @@
 """The stages on real records: a failing backend is recorded and shown, it never hides the
 others; the vendor cross-check's arithmetic; feeding batches to a runner."""
 
+import dataclasses
 import json
 
 import faults
@@ -10,7 +11,7 @@ import pytest
 from deploybench.backends import Runner, get_backend
 from deploybench.feeds import cycled, save_feeds
 from deploybench.records import ARTIFACT_RECORD, CompileRecord, SkipRecord, TimingRecord
-from deploybench.specs import ConfigKey
+from deploybench.specs import ComparisonSettings, ConfigKey
 from deploybench.stages.collect import collect_results
 from deploybench.stages.compile import compile_model
 from deploybench.stages.inference import run_all
@@ -19,14 +20,9 @@ from helpers import feeds, limits, timing_settings
 
 pytest.importorskip("onnxruntime")
 
-TIMING = {
-    **timing_settings().__dict__,
-    "warmup_iterations": 1,
-    "warmup_seconds": 0.0,
-    "min_iterations": 3,
-    "min_seconds": 0.0,
-    "retries_if_noisy": 0,
-}
+TIMING = timing_settings(
+    warmup_iterations=1, warmup_seconds=0.0, min_iterations=3, min_seconds=0.0, retries_if_noisy=0
+)
 
 
 def key(precision, backend="onnxruntime"):
@@ -167,18 +163,18 @@ def test_a_record_written_by_another_version_is_a_clear_error(tmp_path):
         TimingRecord.read(path)
 
 
-COMPARISON = {
-    "rounds": 4,
-    "warmup_seconds": 0.05,
-    "burst_warmup_iterations": 1,
-    "burst_warmup_seconds": 0.0,
-    "burst_min_iterations": 2,
-    "burst_seconds": 0.02,
-    "burst_max_seconds": 5.0,
-    "baseline_bursts": 2,
-    "processes": 2,
-    "gap_seconds": 0.01,
-}
+COMPARISON = ComparisonSettings(
+    rounds=4,
+    warmup_seconds=0.05,
+    burst_warmup_iterations=1,
+    burst_warmup_seconds=0.0,
+    burst_min_iterations=2,
+    burst_seconds=0.02,
+    burst_max_seconds=5.0,
+    baseline_bursts=2,
+    processes=2,
+    gap_seconds=0.01,
+)
 
 
 class ScriptedWorker:
@@ -209,7 +205,7 @@ def test_rounds_give_the_baseline_extra_bursts_take_turns_among_processes_and_su
     from deploybench.stages.compare import _add_speedups, _Contender, _run_rounds
 
     calls = []
-    settings = dict(COMPARISON, rounds=3, gap_seconds=0.0)
+    settings = dataclasses.replace(COMPARISON, rounds=3, gap_seconds=0.0)
     # each worker: one warm-up answer, then one per burst it is given
     base_a = ScriptedWorker([99.0, 10.0, 20.0, 12.0], calls)
     base_b = ScriptedWorker([99.0, 30.0, 20.0, 14.0], calls)

@@ -12,7 +12,7 @@ import pytest
 from deploybench.backends import get_backend
 from deploybench.errors import InputFileError
 from deploybench.records import TUNING_RECORD
-from deploybench.specs import TuningSettings
+from deploybench.specs import LimitSettings, TuningSettings
 from helpers import feeds
 
 pytest.importorskip("tvm")
@@ -211,7 +211,7 @@ def test_int8_is_not_offered_because_the_frontend_convolves_in_fp32(
     assert not get_backend("tvm").precision_support("int8", None)[0]
 
 
-LIMITS = {"compile_seconds": 600, "timing_seconds": 600, "parity_seconds": 600, "memory_mb": None}
+LIMITS = LimitSettings(compile_seconds=600, timing_seconds=600, parity_seconds=600, memory_mb=None)
 
 
 def test_the_tuning_stage_writes_its_facts_and_a_failed_tuning_fails_the_compile_with_why(
@@ -225,10 +225,10 @@ def test_the_tuning_stage_writes_its_facts_and_a_failed_tuning_fails_the_compile
     evaluation = tmp_path / "evaluation.npz"
     save_feeds(evaluation, feeds(tiny_inputs["evaluation"]))
     folder = tmp_path / "tuning"
-    untuned = settings(trials_per_task=0).as_dict()
+    untuned = settings(trials_per_task=0)
     tune_model([str(tiny_onnx["static"])], str(evaluation), untuned, 1, LIMITS, str(folder))
     facts = json.loads((folder / TUNING_RECORD).read_text())
-    assert facts["status"] == "ok" and facts["settings"] == untuned
+    assert facts["status"] == "ok" and facts["settings"] == untuned.params()
     (measured,) = facts["measured"].values()
     assert measured["untuned"]["batch"] == 2 and measured["untuned"]["median_ms"] > 0
 
@@ -252,7 +252,7 @@ def test_a_corrupt_seed_database_stops_the_tuning_job_in_one_line(tuned, tiny_on
     seed = tmp_path / "seed"
     shutil.copytree(tuned[0], seed)
     (seed / tvm_backend.WORKLOAD_FILE).write_text("garbage")
-    broken = settings(seed_database=str(seed)).as_dict()
+    broken = settings(seed_database=str(seed))
     with pytest.raises(InputFileError, match="seed_database"):
         tune_model([str(tiny_onnx["static"])], "unused.npz", broken, 1, LIMITS, str(tmp_path / "t"))
     assert not (tmp_path / "t").exists()  # nothing half-written

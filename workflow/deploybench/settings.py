@@ -2,8 +2,10 @@
 
 Snakemake's ``validate()`` checks the config against ``config/schema.yaml`` and fills in the
 defaults (they live only there); :func:`parse_config` adds the checks a schema cannot express
-(known backends, the options each backend accepts, model-spec consistency) and returns the
-frozen settings the DAG is built from.
+(known backends, the options each backend accepts, model-spec consistency) and returns one
+frozen settings tree. The DAG is built from it, and each job is handed its sections as params
+(``section.params()``) and rebuilds them typed (``Section.from_validated``) without checking
+them again.
 """
 
 from __future__ import annotations
@@ -13,15 +15,23 @@ from typing import Any
 
 from .backends.registry import backend_names, get_backend
 from .errors import ConfigError
-from .specs import ModelSpec, TimingSettings, Tolerance
+from .specs import (
+    ComparisonSettings,
+    CrosscheckSettings,
+    ExportSettings,
+    InputSettings,
+    LimitSettings,
+    ModelSpec,
+    TimingSettings,
+    Tolerance,
+    TuningSettings,
+)
 from .tasks import task_for
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What the DAG is built from. The per-stage values (export, inputs, tolerances, backend
-    options) reach the jobs as params straight from the validated config; they are only checked
-    here."""
+    """What the DAG is built from, and every section a job is handed."""
 
     models: dict[str, ModelSpec]
     backends: tuple[str, ...]
@@ -30,6 +40,20 @@ class Settings:
     batch_sizes: tuple[int, ...]
     gpu: str | bool
     timing: TimingSettings
+    comparison: ComparisonSettings
+    limits: LimitSettings
+    crosscheck: CrosscheckSettings
+    export: ExportSettings
+    inputs: InputSettings
+    tolerances: dict[str, Tolerance]
+    #: Each backend's options as the config gives them (its dataclass accepted them).
+    backend_options: dict[str, dict[str, Any]]
+    partitions: dict[str, str]
+    tvm_tuning: dict[str, Any]
+
+    def tuning(self, model: str) -> TuningSettings:
+        """One model's TVM tuning budget: ``tuning.tvm`` with that model's override applied."""
+        return TuningSettings.for_model(self.tvm_tuning, model)
 
 
 def parse_config(config: dict[str, Any]) -> Settings:
@@ -52,8 +76,7 @@ def parse_config(config: dict[str, Any]) -> Settings:
     for name in dict.fromkeys([*backends, *options]):
         # an unknown backend name, or an option its dataclass refuses, fails here in one line
         get_backend(name).make_options(options.get(name))
-    for raw in config["parity"]["tolerances"].values():
-        Tolerance(**raw)
+    tolerances = {p: Tolerance(**raw) for p, raw in config["parity"]["tolerances"].items()}
     tvm_tuning = config["tuning"]["tvm"]
     strays = sorted(set(tvm_tuning["models"]) - set(models))
     if strays:
@@ -70,6 +93,15 @@ def parse_config(config: dict[str, Any]) -> Settings:
         batch_sizes=tuple(sorted(config["batch_sizes"])),
         gpu=config["gpu"],
         timing=TimingSettings(**config["timing"]),
+        comparison=ComparisonSettings(**config["comparison"]),
+        limits=LimitSettings(**config["limits"]),
+        crosscheck=CrosscheckSettings(**config["crosscheck"]),
+        export=ExportSettings(**config["export"]),
+        inputs=InputSettings(**config["inputs"]),
+        tolerances=tolerances,
+        backend_options=options,
+        partitions=config["partitions"],
+        tvm_tuning=tvm_tuning,
     )
 
 

@@ -9,8 +9,10 @@ and defaulted (or from a record that was).
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from .errors import ConfigError
 
@@ -24,6 +26,26 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # EfficientNet-Lite was trained on (x - 127) / 128 with x in 0..255.
 TF_MEAN = (127.0 / 255.0,) * 3
 TF_STD = (128.0 / 255.0,) * 3
+
+
+class Section:
+    """A typed config section: validated once, when the DAG is built, then handed to the jobs
+    as params (:meth:`params`, its canonical text what Snakemake's rerun trigger compares) and
+    rebuilt there as it was (:meth:`from_validated`, no check run twice)."""
+
+    def params(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), sort_keys=True))
+
+    @classmethod
+    def from_validated(cls, data: Mapping[str, Any]) -> Self:
+        """The section from what its job was handed: checked already, so checked no more."""
+        section = object.__new__(cls)
+        for item in dataclasses.fields(cls):
+            # a key a job was not handed (an unjudged tolerance) keeps the field's default
+            has_default = item.default is not dataclasses.MISSING
+            value = data.get(item.name, item.default) if has_default else data[item.name]
+            object.__setattr__(section, item.name, value)
+        return section
 
 
 def output_names(count: int) -> list[str]:
@@ -108,7 +130,7 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class TimingSettings:
+class TimingSettings(Section):
     threads: int | None
     warmup_iterations: int
     warmup_seconds: float
@@ -125,7 +147,7 @@ class TimingSettings:
 
 
 @dataclass(frozen=True)
-class Tolerance:
+class Tolerance(Section):
     """Pass criteria for one precision; ``None`` leaves a metric unchecked. The raw-output
     metrics apply to every task; the others to the tasks that measure them after their own
     post-processing (segmentation: pixel agreement and mIoU; detection: matched boxes)."""
@@ -148,6 +170,55 @@ class Tolerance:
                 low = -1.0
             if value is not None and not low <= value <= high:
                 raise ConfigError(f"tolerance {item.name}={value} is out of range")
+
+
+@dataclass(frozen=True)
+class ComparisonSettings(Section):
+    """The side-by-side comparison (``comparison`` in the schema, which documents each key)."""
+
+    rounds: int
+    warmup_seconds: float
+    burst_warmup_iterations: int
+    burst_warmup_seconds: float
+    burst_min_iterations: int
+    burst_seconds: float
+    burst_max_seconds: float
+    processes: int
+    baseline_bursts: int
+    gap_seconds: float
+
+
+@dataclass(frozen=True)
+class LimitSettings(Section):
+    """What a backend's child process may use per stage (``limits``)."""
+
+    compile_seconds: float
+    timing_seconds: float
+    parity_seconds: float
+    memory_mb: float | None
+
+    def seconds(self, stage: str) -> float:
+        return getattr(self, f"{stage}_seconds")
+
+
+@dataclass(frozen=True)
+class CrosscheckSettings(Section):
+    enabled: bool
+    seconds: int
+    batch_sizes: tuple[int, ...] | None
+
+
+@dataclass(frozen=True)
+class ExportSettings(Section):
+    exporter: str
+    opset: int
+    simplifier: str
+
+
+@dataclass(frozen=True)
+class InputSettings(Section):
+    calibration_size: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -186,7 +257,7 @@ def batches_for(shape: str, batch_sizes: tuple[int, ...]) -> list[int]:
 
 
 @dataclass(frozen=True)
-class TuningSettings:
+class TuningSettings(Section):
     """One model's TVM tuning budget: ``tuning.tvm`` with that model's override applied.
     The schema checks every field (the overrides too); nothing is left to check here."""
 
@@ -205,6 +276,3 @@ class TuningSettings:
         """From the validated ``tuning.tvm`` section, with ``models.<model>`` applied."""
         general = {k: v for k, v in tuning.items() if k != "models"}
         return cls(**{**general, **tuning.get("models", {}).get(model, {})})
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)

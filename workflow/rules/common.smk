@@ -19,7 +19,6 @@ from deploybench.gpu import compute_capability, gpu_facts, gpu_present
 from deploybench.placement import slurm_unreachable
 from deploybench.plan import plan
 from deploybench.settings import describe_validation_error, parse_config
-from deploybench.specs import TuningSettings
 from deploybench.tasks import task_for
 
 try:
@@ -77,8 +76,8 @@ def canonical(value):
     return json.loads(json.dumps(value, sort_keys=True))
 
 
-TIMING_SETTINGS = canonical(config["timing"])
-COMPARISON_SETTINGS = canonical(config["comparison"])
+TIMING_SETTINGS = SETTINGS.timing.params()
+COMPARISON_SETTINGS = SETTINGS.comparison.params()
 
 
 def model_spec(wildcards):
@@ -93,7 +92,7 @@ def whole_model_of_part(wildcards):
 
 
 def backend_options(wildcards):
-    return canonical(config["backend_options"].get(wildcards.backend, {}))
+    return canonical(SETTINGS.backend_options.get(wildcards.backend, {}))
 
 
 def backend_version(wildcards):
@@ -104,24 +103,22 @@ def backend_version(wildcards):
 def crosscheck_settings(wildcards):
     """The vendor-tool cross-check for this timing job, or None: a backend without a vendor
     tool never reruns for a cross-check setting."""
-    settings = config["crosscheck"]
-    wanted = settings["batch_sizes"]
+    settings = SETTINGS.crosscheck
+    wanted = settings.batch_sizes
     if (
-        not settings["enabled"]
+        not settings.enabled
         or get_backend(wildcards.backend).vendor_tool is None
         or (wanted is not None and int(wildcards.batch) not in wanted)
     ):
         return None
-    return {"seconds": settings["seconds"]}
+    return {"seconds": settings.seconds}
 
 
 def parity_tolerance(wildcards):
     """The keys of this precision's tolerance the model's task judges by (no others: changing
     a segmentation key reruns no classifier's parity)."""
     task = task_for(SETTINGS.models[wildcards.model])
-    return canonical(
-        task.tolerance(config["parity"]["tolerances"][wildcards.precision])
-    )
+    return canonical(task.tolerance(SETTINGS.tolerances[wildcards.precision].params()))
 
 
 def config_key(wildcards):
@@ -152,7 +149,7 @@ def comparison_configs(wildcards):
     return [
         {
             "key": canonical(r.key.as_dict()),
-            "options": canonical(config["backend_options"].get(r.backend, {})),
+            "options": canonical(SETTINGS.backend_options.get(r.backend, {})),
             "version": get_backend(r.backend).version(),
         }
         for r in _compared(wildcards)
@@ -210,7 +207,7 @@ def tuning_graphs(wildcards):
 
 def tvm_tuning_settings(wildcards):
     # this model's budget only: another model's override never re-tunes it
-    return TuningSettings.for_model(config["tuning"]["tvm"], wildcards.model).as_dict()
+    return SETTINGS.tuning(wildcards.model).params()
 
 
 def tvm_version(wildcards):
@@ -229,7 +226,7 @@ def partition(wildcards):
     """The SLURM partition (profiles/slurm): the GPU one for a GPU job, else the CPU one."""
     keys = wildcards.keys()
     on_gpu = ("backend" in keys or "device" in keys) and gpu_jobs(wildcards)
-    return config["partitions"]["gpu" if on_gpu else "cpu"]
+    return SETTINGS.partitions["gpu" if on_gpu else "cpu"]
 
 
 # A measuring job must not share its node: another job's load makes its latencies meaningless.

@@ -44,8 +44,8 @@ rule prepare_calibration_inputs:
         slurm_partition=partition,
     params:
         spec=model_spec,
-        size=config["inputs"]["calibration_size"],
-        seed=config["inputs"]["seed"],
+        size=SETTINGS.inputs.calibration_size,
+        seed=SETTINGS.inputs.seed,
     script:
         "../scripts/prepare_calibration_inputs.py"
 

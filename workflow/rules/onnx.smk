@@ -16,8 +16,8 @@ rule export_onnx:
     resources:
         slurm_partition=partition,
     params:
-        exporter=config["export"]["exporter"],
-        opset=config["export"]["opset"],
+        exporter=SETTINGS.export.exporter,
+        opset=SETTINGS.export.opset,
     script:
         "../scripts/export_onnx.py"
 
@@ -35,6 +35,6 @@ rule simplify_onnx:
     resources:
         slurm_partition=partition,
     params:
-        simplifier=config["export"]["simplifier"],
+        simplifier=SETTINGS.export.simplifier,
     script:
         "../scripts/simplify_onnx.py"

@@ -1,4 +1,5 @@
 from deploybench.entry import run_job
+from deploybench.specs import LimitSettings, Tolerance
 from deploybench.stages.parity import check_parity
 
 run_job(
@@ -8,10 +9,10 @@ run_job(
     inputs_npz=snakemake.input.evaluation,
     reference_npz=snakemake.input.reference,
     key=snakemake.params.key,
-    tolerance=snakemake.params.tolerance,
+    tolerance=Tolerance.from_validated(snakemake.params.tolerance),
     spec=snakemake.params.spec,
     threads=snakemake.params.threads,
     options=snakemake.params.options,
-    limits=snakemake.config["limits"],
+    limits=LimitSettings.from_validated(snakemake.config["limits"]),
     out_json=snakemake.output.parity,
 )

@@ -1,4 +1,5 @@
 from deploybench.entry import run_job
+from deploybench.specs import ComparisonSettings, LimitSettings
 from deploybench.stages.compare import compare_configs
 
 run_job(
@@ -11,7 +12,7 @@ run_job(
     configs=snakemake.params.configs,
     batch=int(snakemake.wildcards.batch),
     threads=snakemake.params.threads,
-    comparison=snakemake.params.comparison,
-    limits=snakemake.config["limits"],
+    comparison=ComparisonSettings.from_validated(snakemake.params.comparison),
+    limits=LimitSettings.from_validated(snakemake.config["limits"]),
     out_json=snakemake.output.comparison,
 )

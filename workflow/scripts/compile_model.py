@@ -1,4 +1,5 @@
 from deploybench.entry import run_job
+from deploybench.specs import LimitSettings
 from deploybench.stages.compile import compile_model
 
 run_job(
@@ -9,6 +10,6 @@ run_job(
     tuning_dir=snakemake.input.tuning or None,
     key=snakemake.params.key,
     options=snakemake.params.options,
-    limits=snakemake.config["limits"],
+    limits=LimitSettings.from_validated(snakemake.config["limits"]),
     out_dir=snakemake.output.artifact,
 )

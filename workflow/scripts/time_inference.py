@@ -1,4 +1,5 @@
 from deploybench.entry import run_job
+from deploybench.specs import LimitSettings, TimingSettings
 from deploybench.stages.timing import time_inference
 
 run_job(
@@ -9,9 +10,9 @@ run_job(
     key=snakemake.params.key,
     batch=int(snakemake.wildcards.batch),
     threads=snakemake.params.threads,
-    timing=snakemake.params.timing,
+    timing=TimingSettings.from_validated(snakemake.params.timing),
     options=snakemake.params.options,
-    limits=snakemake.config["limits"],
+    limits=LimitSettings.from_validated(snakemake.config["limits"]),
     crosscheck=snakemake.params.crosscheck,
     out_json=snakemake.output.timing,
 )

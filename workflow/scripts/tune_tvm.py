@@ -1,4 +1,5 @@
 from deploybench.entry import run_job
+from deploybench.specs import LimitSettings, TuningSettings
 from deploybench.stages.tune import tune_model
 
 run_job(
@@ -6,8 +7,8 @@ run_job(
     tune_model,
     graphs=list(snakemake.input.graphs),
     evaluation_npz=snakemake.input.evaluation,
-    settings=snakemake.params.tuning,
+    tuning=TuningSettings.from_validated(snakemake.params.tuning),
     threads=snakemake.params.threads,
-    limits=snakemake.config["limits"],
+    limits=LimitSettings.from_validated(snakemake.config["limits"]),
     out_dir=snakemake.output.tuning,
 )

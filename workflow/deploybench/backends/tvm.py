@@ -520,7 +520,7 @@ def tune(
         "target": target_spec,
         "graphs": [str(g) for g in graphs],
         "tasks_extracted": len(extracted),
-        "settings": settings.as_dict(),
+        "settings": settings.params(),
         "tasks": task_rows,
         "trials": progress.trials,
         "tuning_seconds": round(tuned_seconds, 1),

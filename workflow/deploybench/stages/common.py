@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from ..backends import Backend, get_backend
 from ..isolation import ChildDied, Limits, run_isolated
 from ..records import ARTIFACT_RECORD, HARD_ERRORS, CompileRecord, Record, Status
-from ..specs import ConfigKey
+from ..specs import ConfigKey, LimitSettings
 
 log = logging.getLogger("deploybench")
 R = TypeVar("R", bound=Record)
@@ -81,5 +81,5 @@ def job_log_path() -> str | None:
     return None
 
 
-def stage_limits(limits: dict[str, Any], stage: str) -> Limits:
-    return Limits(seconds=limits[f"{stage}_seconds"], memory_mb=limits["memory_mb"])
+def stage_limits(limits: LimitSettings, stage: str) -> Limits:
+    return Limits(seconds=limits.seconds(stage), memory_mb=limits.memory_mb)

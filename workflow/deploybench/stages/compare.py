@@ -27,7 +27,7 @@ from ..feeds import cycled, load_feeds
 from ..isolation import CallFailed, ChildDied, Worker, phase
 from ..placement import where
 from ..records import ComparedConfig, ComparisonRecord, Status
-from ..specs import ConfigKey, TimingSettings
+from ..specs import ComparisonSettings, ConfigKey, LimitSettings, TimingSettings
 from ..stats import paired_ratio
 from ..timing import measure
 from .common import bind_backend, compile_failure, job_log_path, stage_limits
@@ -50,15 +50,15 @@ class BurstServer:
         return attempt.latencies_ms, attempt.foreign_cpu
 
 
-def burst_settings(comparison: dict[str, Any], warmup: bool = False) -> TimingSettings:
+def burst_settings(comparison: ComparisonSettings, warmup: bool = False) -> TimingSettings:
     """The timing policy of one burst (or of the first, longer warm-up)."""
     return TimingSettings(
         threads=None,
-        warmup_iterations=comparison["burst_warmup_iterations"],
-        warmup_seconds=comparison["warmup_seconds" if warmup else "burst_warmup_seconds"],
-        min_iterations=comparison["burst_min_iterations"],
-        min_seconds=comparison["burst_seconds"],
-        max_seconds=max(comparison["burst_max_seconds"], comparison["burst_seconds"]),
+        warmup_iterations=comparison.burst_warmup_iterations,
+        warmup_seconds=comparison.warmup_seconds if warmup else comparison.burst_warmup_seconds,
+        min_iterations=comparison.burst_min_iterations,
+        min_seconds=comparison.burst_seconds,
+        max_seconds=max(comparison.burst_max_seconds, comparison.burst_seconds),
         max_cv=float("inf"),
         max_foreign_cpu=float("inf"),
         retries_if_noisy=0,
@@ -92,8 +92,8 @@ def compare_configs(
     device: str,
     batch: int,
     threads: int,
-    comparison: dict[str, Any],
-    limits: dict[str, Any],
+    comparison: ComparisonSettings,
+    limits: LimitSettings,
     out_json: str,
 ) -> None:
     """``configs``: each ``{"key": ..., "options": ...}``, in the order of ``artifact_dirs``."""
@@ -104,7 +104,7 @@ def compare_configs(
     ]
     try:
         _start_workers(
-            contenders, configs, artifact_dirs, data, threads, limits, comparison["processes"]
+            contenders, configs, artifact_dirs, data, threads, limits, comparison.processes
         )
         _run_rounds(contenders, comparison, baseline)
     finally:
@@ -124,8 +124,8 @@ def compare_configs(
         model=model,
         batch=batch,
         threads=threads,
-        rounds=comparison["rounds"],
-        settings=comparison,
+        rounds=comparison.rounds,
+        settings=comparison.params(),
         baseline=baseline,
         configs=entries,
         note=note,
@@ -177,7 +177,9 @@ def _call_burst(contender: _Contender, settings: TimingSettings, process: int):
         return None
 
 
-def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any], baseline: str) -> None:
+def _run_rounds(
+    contenders: list[_Contender], comparison: ComparisonSettings, baseline: str
+) -> None:
     """R rounds; in each, every configuration one burst (the baseline ``baseline_bursts``) in
     a freshly shuffled order, its bursts taking turns among its worker processes. A
     configuration's round median pools all its latencies of that round.
@@ -195,7 +197,7 @@ def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any], baseli
                 _call_burst(contender, burst_settings(comparison, warmup=True), process)
     order_rng = random.Random(0)
     burst = burst_settings(comparison)
-    rounds = comparison["rounds"]
+    rounds = comparison.rounds
     for contender in contenders:
         contender.entry.round_medians_ms = [None] * rounds
         if contender.alive:
@@ -204,7 +206,7 @@ def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any], baseli
         order = []
         for contender in contenders:
             if contender.alive:
-                bursts = comparison["baseline_bursts"] if _is_baseline(contender, baseline) else 1
+                bursts = comparison.baseline_bursts if _is_baseline(contender, baseline) else 1
                 # burst k of round r goes to process (r * bursts + k) mod P: turn by turn
                 order += [
                     (contender, (number * bursts + k) % len(contender.workers))
@@ -215,7 +217,7 @@ def _run_rounds(contenders: list[_Contender], comparison: dict[str, Any], baseli
             if not contender.alive:  # crashed earlier in this round
                 continue
             # let the previous configuration's threads stop spinning before this burst
-            time.sleep(comparison["gap_seconds"])
+            time.sleep(comparison.gap_seconds)
             result = _call_burst(contender, burst, process)
             if result is None:
                 continue

@@ -12,7 +12,7 @@ from ..feeds import load_feeds
 from ..io import atomic_dir
 from ..isolation import phase
 from ..records import ARTIFACT_RECORD, CompileRecord
-from ..specs import ConfigKey
+from ..specs import ConfigKey, LimitSettings
 from .common import bind_backend, isolated_record, stage_limits
 from .onnx import graph_failure
 from .tune import tuning_failure
@@ -25,7 +25,7 @@ def compile_model(
     calibration_npz: str | None,
     key: dict,
     options: dict,
-    limits: dict,
+    limits: LimitSettings,
     out_dir: str,
     tuning_dir: str | None = None,
 ) -> None:

@@ -12,7 +12,7 @@ from ..io import load_npz
 from ..isolation import phase
 from ..parity import check
 from ..records import ParityRecord
-from ..specs import ConfigKey, ModelSpec, Tolerance, static_batch
+from ..specs import ConfigKey, LimitSettings, ModelSpec, Tolerance, static_batch
 from ..tasks import task_for
 from .common import bind_backend, compile_failure, isolated_record, stage_limits
 from .inference import run_all
@@ -25,11 +25,11 @@ def check_parity(
     inputs_npz: str,
     reference_npz: str,
     key: dict,
-    tolerance: dict,
+    tolerance: Tolerance,
     spec: dict,
     threads: int,
     options: dict,
-    limits: dict,
+    limits: LimitSettings,
     out_json: str,
 ) -> None:
     """Run every evaluation sample in a supervised child and judge its outputs as the model's
@@ -62,7 +62,7 @@ def _compare(
         execution = runner.execution_info
     task = task_for(spec)
     measures = task.parity_measures(spec, reference, outputs)
-    result = check(reference, outputs, Tolerance(**tolerance), task.class_scores, measures)
+    result = check(reference, outputs, tolerance, task.class_scores, measures)
     log.info("parity %s: %s", result.verdict, result.reason)
     return ParityRecord.ok(
         config,
@@ -73,6 +73,6 @@ def _compare(
         output_names=result.output_names,
         measures=result.measures,
         images=feed_count(evaluation),
-        tolerance=tolerance,
+        tolerance={k: v for k, v in tolerance.params().items() if v is not None},
         execution=execution,
     )

@@ -15,7 +15,7 @@ from ..feeds import cycled, feed_count, first_shape, load_feeds
 from ..isolation import phase
 from ..placement import where
 from ..records import TimingRecord, VendorCheck, first_line
-from ..specs import ConfigKey, TimingSettings
+from ..specs import ConfigKey, LimitSettings, TimingSettings
 from ..timing import measure, time_runner
 from .common import bind_backend, compile_failure, isolated_record, stage_limits
 
@@ -28,10 +28,10 @@ def time_inference(
     key: dict,
     batch: int,
     threads: int,
-    timing: dict,
+    timing: TimingSettings,
     options: dict,
     crosscheck: dict | None,
-    limits: dict,
+    limits: LimitSettings,
     out_json: str,
 ) -> None:
     """Time in a supervised child: the child loads and measures, this process only waits."""
@@ -41,14 +41,13 @@ def time_inference(
     if failure:
         TimingRecord.skipped(config, failure, **fields).write(out_json)
         return
-    settings = TimingSettings(**timing)
     work = functools.partial(
         _measure_configuration,
         config,
         bind_backend(config, threads, options),
         Path(artifact_dir),
         cycled(load_feeds(inputs_npz), batch),
-        settings,
+        timing,
         crosscheck,
         fields,
     )

@@ -18,7 +18,7 @@ from ..io import atomic_dir, write_json
 from ..isolation import ChildDied, Limits, phase, run_isolated
 from ..onnx_tools import input_batch
 from ..records import HARD_ERRORS, TUNING_RECORD
-from ..specs import TuningSettings
+from ..specs import LimitSettings, TuningSettings
 from .common import job_log_path, stage_limits
 from .onnx import graph_failure
 
@@ -32,13 +32,12 @@ WHAT_TUNING_BOUGHT_ITERATIONS = 5
 def tune_model(
     graphs: list[str],
     evaluation_npz: str,
-    settings: dict[str, Any],
+    tuning: TuningSettings,
     threads: int,
-    limits: dict[str, Any],
+    limits: LimitSettings,
     out_dir: str,
 ) -> None:
     """Tune ``graphs`` (one model's static-batch ONNX graphs) into the folder ``out_dir``."""
-    tuning = TuningSettings(**settings)
     with atomic_dir(out_dir) as tmp:
         work = functools.partial(
             _tune_or_failure, [Path(g) for g in graphs], Path(evaluation_npz), tuning, threads, tmp
@@ -49,10 +48,10 @@ def tune_model(
             log.error("tuning: %s", death)
             facts = {"status": "failed", "reason": str(death)}
         if facts["status"] != "ok":  # a tuning that finished wrote its own facts
-            write_json(tmp / TUNING_RECORD, {**facts, "settings": tuning.as_dict()})
+            write_json(tmp / TUNING_RECORD, {**facts, "settings": tuning.params()})
 
 
-def tuning_limits(limits: dict[str, Any], tuning: TuningSettings) -> Limits:
+def tuning_limits(limits: LimitSettings, tuning: TuningSettings) -> Limits:
     """The tuning child's limits: its own wall-clock cap plus a compile's worth of time (the
     compiles and runs around the tuning), or none when the tuning is uncapped."""
     compile_limits = stage_limits(limits, "compile")
