@@ -441,3 +441,14 @@ def test_an_export_failure_is_that_models_record_and_its_onnx_configurations_say
     )
     record = CompileRecord.read(tmp_path / "artifact" / ARTIFACT_RECORD)
     assert record.status == "failed" and reason in record.reason
+
+
+def test_a_text_encoders_flops_are_counted_through_its_fused_layers(tmp_path):
+    """nn.TransformerEncoder's inference fast path is one fused op FLOP counting cannot see."""
+    spec = model_spec(
+        "t", source="text_encoder", architecture="tiny", task="text-encoder", axes={"sequence": 16}
+    )
+    facts = fetch(spec, tmp_path)
+    # per layer at least the q, k, v and output projections: 4 · 2 · sequence · width²
+    layers, width = 2, 32
+    assert facts["flops"] >= layers * 4 * 2 * 16 * width**2
