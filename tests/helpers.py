@@ -41,6 +41,16 @@ def model_spec(name: str = "m", **fields: Any):
     return ModelSpec.from_config(name, config["models"][name])
 
 
+def settings(**fields: Any):
+    """The settings tree of a minimal validated config, with ``fields`` replaced."""
+    import dataclasses
+
+    from deploybench.settings import parse_config
+
+    tree = parse_config(validated({"models": {"m": {"source": "efficientnet_lite0"}}}))
+    return dataclasses.replace(tree, **fields)
+
+
 def limits(**overrides: Any):
     """The schema's supervision limits, with ``overrides``, as the jobs get them."""
     from deploybench.specs import LimitSettings

@@ -1,4 +1,3 @@
-import dataclasses
 import os
 import stat
 
@@ -15,8 +14,7 @@ from deploybench.gpu import (
 )
 from deploybench.hardware import HostFacts
 from deploybench.plan import NO_GPU_REASON, plan
-from deploybench.settings import parse_config
-from helpers import validated
+from helpers import settings
 
 
 def fake_nvidia_smi(folder, output: str, code: int):
@@ -58,17 +56,16 @@ class FakeCudaBackend(Backend):
 
 def test_cuda_backends_are_skipped_with_the_reason_on_a_host_without_gpu(monkeypatch):
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, f"fake_cuda={__name__}:FakeCudaBackend")
-    settings = dataclasses.replace(
-        parse_config(validated({"models": {"m": {"source": "efficientnet_lite0"}}})),
+    tree = settings(
         models={"m": None},
         backends=("fake_cuda",),
         precisions=("fp32",),
         shapes=("dynamic",),
         batch_sizes=(1,),
     )
-    without = plan(settings, HostFacts(cpu_flags=frozenset(), has_gpu=False))
+    without = plan(tree, HostFacts(cpu_flags=frozenset(), has_gpu=False))
     assert {(r.planned, r.reason) for r in without} == {(False, NO_GPU_REASON)}
-    with_gpu = plan(settings, HostFacts(cpu_flags=frozenset(), has_gpu=True))
+    with_gpu = plan(tree, HostFacts(cpu_flags=frozenset(), has_gpu=True))
     assert {r.planned for r in with_gpu} == {True}
 
 

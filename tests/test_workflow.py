@@ -152,7 +152,7 @@ def test_tiny_run_produces_report_and_a_row_per_combination(finished_run):
     assert timing["cold_ms"] > 0 and timing["load_average_before"] is not None
 
     html = (workdir / "reports" / "report.html").read_text()
-    assert "Random weights: speed only" in html
+    assert "<b>Random weights</b>" in html and "never its accuracy" in html
     assert "Failures and skips" in html and "does not offer bf16" in html
     assert "TVM tuning (MetaSchedule)" in html
     assert "Hardware the measurements ran on" in html

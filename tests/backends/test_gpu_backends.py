@@ -17,8 +17,7 @@ from deploybench.errors import BackendUnavailable, ConfigError
 from deploybench.gpu import gpu_present
 from deploybench.hardware import HostFacts
 from deploybench.plan import NO_GPU_REASON, plan
-from deploybench.settings import Settings
-from helpers import feeds, fetch, model_spec, timing_settings
+from helpers import feeds, fetch, model_spec, settings
 
 GPU_BACKENDS = ("pytorch_cuda", "onnxruntime_cuda", "tensorrt")
 
@@ -100,7 +99,9 @@ def test_without_trtexec_on_path_there_is_no_vendor_check(monkeypatch, tmp_path)
 
 def test_fp32_asks_for_the_cuda_provider_alone_with_tf32_off(tmp_path):
     options = get_backend("onnxruntime_cuda").make_options({})
-    providers = ort_cuda.provider_options("fp32", options, tmp_path, [3, 8, 8], dynamic=True)
+    providers = ort_cuda.provider_options(
+        "fp32", options, tmp_path, {"input": [3, 8, 8]}, dynamic=True
+    )
     # the CUDA provider's use_tf32 defaults to on: "fp32" would be TF32
     assert providers == [("CUDAExecutionProvider", {"device_id": 0, "use_tf32": 0})]
 
@@ -110,16 +111,18 @@ def test_reduced_precisions_go_through_tensorrt_with_its_cache_in_the_given_fold
     precision, tmp_path
 ):
     options = get_backend("onnxruntime_cuda").make_options({"profile_max_batch": 16})
-    ((provider, settings),) = ort_cuda.provider_options(
-        precision, options, tmp_path, [3, 8, 8], dynamic=True
+    ((provider, trt),) = ort_cuda.provider_options(
+        precision, options, tmp_path, {"input": [3, 8, 8]}, dynamic=True
     )
     assert provider == "TensorrtExecutionProvider"
-    assert settings["trt_fp16_enable"] is (precision == "fp16")
-    assert settings["trt_int8_enable"] is (precision == "int8")
-    assert settings["trt_engine_cache_path"] == str(tmp_path)
-    assert settings["trt_profile_max_shapes"] == "input:16x3x8x8"
-    assert settings["trt_profile_min_shapes"] == "input:1x3x8x8"
-    static = ort_cuda.provider_options(precision, options, tmp_path, [3, 8, 8], dynamic=False)
+    assert trt["trt_fp16_enable"] is (precision == "fp16")
+    assert trt["trt_int8_enable"] is (precision == "int8")
+    assert trt["trt_engine_cache_path"] == str(tmp_path)
+    assert trt["trt_profile_max_shapes"] == "input:16x3x8x8"
+    assert trt["trt_profile_min_shapes"] == "input:1x3x8x8"
+    static = ort_cuda.provider_options(
+        precision, options, tmp_path, {"input": [3, 8, 8]}, dynamic=False
+    )
     assert not any(key.startswith("trt_profile") for key in static[0][1])
 
 
@@ -151,15 +154,13 @@ def test_the_cpu_build_of_onnxruntime_does_not_make_the_gpu_backend_available(mo
 # ---------------------------------------------------------------- plan and skip reasons
 
 
-def _settings(precisions=("fp32", "fp16", "bf16", "int8")) -> Settings:
-    return Settings(
+def _settings(precisions=("fp32", "fp16", "bf16", "int8")):
+    return settings(
         models={"m": None},
         backends=GPU_BACKENDS,
         precisions=precisions,
         shapes=("dynamic",),
         batch_sizes=(1,),
-        gpu="auto",
-        timing=timing_settings(),
     )
 
 
