@@ -226,8 +226,15 @@ class Part(Task):
         return self.deployed(model, spec)[0]
 
     def deployed(self, model, spec: ModelSpec) -> tuple[Any, Feeds]:
-        feeds, layout = self.part_feeds(model, spec, self.family.example_feeds(spec, 1))
+        feeds, layout = self.part_feeds(model, spec, self._samples(spec, 1))
         return PartCall(resolve(model, self.path), layout), feeds
+
+    def _samples(self, spec: ModelSpec, count: int) -> Feeds:
+        """The family's first evaluation samples: real ones, so that a part the model runs
+        only on what it finds (a mask head, on detections) is reached, as a blank input
+        might not be with trained weights."""
+        feeds, _ = self.family.evaluation_feeds(spec)
+        return {name: value[:count] for name, value in feeds.items()}
 
     def evaluation_feeds(self, spec: ModelSpec) -> tuple[Feeds, dict[str, Any]]:
         raise ConfigError(f"module {self.path!r}: a part's inputs need the model's weights")
@@ -249,7 +256,7 @@ class Part(Task):
         samples (torch.export specialises a dimension of size 1)."""
         from ..onnx_tools import export_onnx
 
-        feeds, layout = self.part_feeds(model, spec, self.family.example_feeds(spec, 2))
+        feeds, layout = self.part_feeds(model, spec, self._samples(spec, 2))
         return export_onnx(
             PartCall(resolve(model, self.path), layout),
             feeds,
