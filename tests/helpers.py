@@ -33,6 +33,14 @@ def timing_settings(**overrides: Any):
     return TimingSettings(**{**timing, **overrides})
 
 
+def comparison_settings(**overrides: Any):
+    """The schema's side-by-side comparison settings, with ``overrides``."""
+    from deploybench.specs import ComparisonSettings
+
+    comparison = validated({"models": {"m": {"source": "efficientnet_lite0"}}})["comparison"]
+    return ComparisonSettings(**{**comparison, **overrides})
+
+
 def model_spec(name: str = "m", **fields: Any):
     """A ModelSpec with the schema's defaults for what ``fields`` leaves out."""
     from deploybench.specs import ModelSpec

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from deploybench.isolation import CallFailed, ChildDied
 from deploybench.records import ComparedConfig, ComparisonRecord, Status
-from deploybench.specs import ComparisonSettings
 from deploybench.stages import compare
 from deploybench.stages.compare import (
     _add_speedups,
@@ -22,17 +21,16 @@ from deploybench.stages.compare import (
     _start_workers,
     burst_settings,
 )
-from helpers import limits
+from helpers import comparison_settings, limits
 
-SETTINGS = ComparisonSettings(
+# the schema's settings but for these (burst warm-up: 1 iteration; 2 baseline bursts a round)
+SETTINGS = comparison_settings(
     rounds=3,
     warmup_seconds=0.5,
-    burst_warmup_iterations=1,
     burst_warmup_seconds=0.125,
     burst_min_iterations=2,
     burst_seconds=0.02,
     burst_max_seconds=5.0,
-    baseline_bursts=2,
     processes=3,
     gap_seconds=0.0,
 )

@@ -11,12 +11,12 @@ import pytest
 from deploybench.backends import Runner, get_backend
 from deploybench.feeds import cycled, save_feeds
 from deploybench.records import ARTIFACT_RECORD, CompileRecord, SkipRecord, TimingRecord
-from deploybench.specs import ComparisonSettings, ConfigKey
+from deploybench.specs import ConfigKey
 from deploybench.stages.collect import collect_results
 from deploybench.stages.compile import compile_model
 from deploybench.stages.inference import run_all
 from deploybench.stages.timing import time_inference, vendor_crosscheck
-from helpers import feeds, limits, timing_settings
+from helpers import comparison_settings, feeds, limits, timing_settings
 
 pytest.importorskip("onnxruntime")
 
@@ -163,16 +163,14 @@ def test_a_record_written_by_another_version_is_a_clear_error(tmp_path):
         TimingRecord.read(path)
 
 
-COMPARISON = ComparisonSettings(
+# the schema's settings but for these (2 processes per configuration, 2 baseline bursts)
+COMPARISON = comparison_settings(
     rounds=4,
     warmup_seconds=0.05,
-    burst_warmup_iterations=1,
     burst_warmup_seconds=0.0,
     burst_min_iterations=2,
     burst_seconds=0.02,
     burst_max_seconds=5.0,
-    baseline_bursts=2,
-    processes=2,
     gap_seconds=0.01,
 )
 

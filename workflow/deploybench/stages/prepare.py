@@ -10,7 +10,6 @@ from ..feeds import load_feeds, save_feeds
 from ..io import save_npz
 from ..specs import ConfigKey, ModelSpec
 from ..tasks import task_for
-from ..tasks.parts import Part
 from .common import bind_backend
 from .inference import run_all
 
@@ -33,11 +32,7 @@ def prepare_evaluation_inputs(spec: dict, out_path: str, model_dir: str | None =
     """The task's evaluation samples; for a part (``module:``), what the part is handed while
     the whole model in ``model_dir`` runs on them."""
     model = ModelSpec(**spec)
-    task = task_for(model)
-    if isinstance(task, Part):
-        feeds, facts = task.captured_evaluation(_whole_model(model_dir), model)
-    else:
-        feeds, facts = task.evaluation_feeds(model)
+    feeds, facts = task_for(model, model_dir).evaluation_feeds(model)
     save_feeds(out_path, feeds, **facts)
     log.info("evaluation inputs: %s", {name: value.shape for name, value in feeds.items()})
 
@@ -46,21 +41,9 @@ def prepare_calibration_inputs(
     spec: dict, size: int, seed: int, out_path: str, model_dir: str | None = None
 ) -> None:
     model = ModelSpec(**spec)
-    task = task_for(model)
-    if isinstance(task, Part):
-        feeds = task.captured_calibration(_whole_model(model_dir), model, size, seed)
-    else:
-        feeds = task.calibration_feeds(model, size, seed)
+    feeds = task_for(model, model_dir).calibration_feeds(model, size, seed)
     save_feeds(out_path, feeds)
     log.info("calibration inputs: %s", {name: value.shape for name, value in feeds.items()})
-
-
-def _whole_model(model_dir: str | None):
-    from ..models import load_model
-
-    if model_dir is None:
-        raise ValueError("a part's inputs are captured from the whole model: pass model_dir")
-    return load_model(model_dir)[0]
 
 
 def reference_outputs(model_dir: str, inputs_npz: str, threads: int, out_npz: str) -> None:

@@ -35,14 +35,15 @@ def get_task(name: str) -> Task:
 STATISTICS_SAMPLES = 32
 
 
-def task_for(spec: ModelSpec) -> Task:
-    """The task a model is deployed under: its family's, or with ``module:`` the part's."""
+def task_for(spec: ModelSpec, model_dir=None) -> Task:
+    """The task a model is deployed under: its family's, or with ``module:`` the part's (whose
+    inputs are captured from the whole model saved in ``model_dir``)."""
     family = get_task(spec.task)
     if spec.module is None:
         return family
     from .parts import Part
 
-    return Part(family, spec.module)
+    return Part(family, spec.module, model_dir)
 
 
 def fetch_deployable(spec: ModelSpec, out_dir) -> dict:

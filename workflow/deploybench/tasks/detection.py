@@ -23,7 +23,6 @@ from ..errors import ConfigError
 from ..feeds import Feeds
 from ..parity import TaskParity, pair_outputs
 from ..specs import INPUT_NAME, ModelSpec
-from .base import BATCH_AXIS, InputSpec
 from .classification import Classification
 
 OUTPUT_NAMES = ("cls_logits", "bbox_regression")
@@ -128,20 +127,32 @@ def _detector(architecture: str):
     return random_torchvision(architecture).eval()
 
 
+@functools.cache
+def _anchors(architecture: str, size: int):
+    """The detector's anchors at ``size``: they depend on its feature maps' sizes only, so one
+    blank image gives them once for the reference's and every candidate's post-processing."""
+    import torch
+    from torchvision.models.detection.image_list import ImageList
+
+    detector = _detector(architecture)
+    with torch.inference_mode():
+        blank = torch.zeros(1, 3, size, size)
+        features = list(detector.backbone(blank).values())
+        (anchors,) = detector.anchor_generator(ImageList(blank, [(size, size)]), features)
+    return anchors
+
+
 def postprocess(spec: ModelSpec, outputs: Mapping[str, np.ndarray]) -> list[Detections]:
     """The detector's own post-processing (anchor decoding, score threshold, NMS, top-k) of
     head outputs, one :class:`Detections` per image."""
     import torch
-    from torchvision.models.detection.image_list import ImageList
 
     detector = _detector(spec.architecture)
     size = (spec.input_size, spec.input_size)
     cls_logits, bbox_regression = (torch.from_numpy(np.asarray(outputs[n])) for n in OUTPUT_NAMES)
     count = len(cls_logits)
+    anchors = _anchors(spec.architecture, spec.input_size)
     with torch.inference_mode():
-        blank = torch.zeros(1, 3, *size)
-        features = list(detector.backbone(blank).values())
-        (anchors,) = detector.anchor_generator(ImageList(blank, [size]), features)
         found = detector.postprocess_detections(
             {"cls_logits": cls_logits.float(), "bbox_regression": bbox_regression.float()},
             [anchors] * count,
@@ -178,10 +189,6 @@ class Detection(Classification):
         import torch
 
         return model(list(torch.from_numpy(feeds[INPUT_NAME])))
-
-    def inputs(self, spec: ModelSpec) -> list[InputSpec]:
-        size = spec.input_size
-        return [InputSpec(INPUT_NAME, (BATCH_AXIS, 3, size, size), "float32", -3.0, 3.0)]
 
     def deployable(self, model, spec: ModelSpec):
         return detector_heads(model)

@@ -202,8 +202,10 @@ class Part(Task):
     unit = "samples"
     class_scores = False
 
-    def __init__(self, family: Task, path: str):
-        self.family, self.path = family, path
+    def __init__(self, family: Task, path: str, model_dir=None):
+        """``model_dir``: the whole model's saved weights, which the part's evaluation and
+        calibration inputs are captured from."""
+        self.family, self.path, self.model_dir = family, path, model_dir
         self.name = family.name
         self.deploys = f"the part {path} (inputs captured from the whole model)"
 
@@ -236,20 +238,21 @@ class Part(Task):
         feeds, _ = self.family.evaluation_feeds(spec)
         return {name: value[:count] for name, value in feeds.items()}
 
+    def _whole_model(self):
+        from ..models import load_model
+
+        if self.model_dir is None:
+            raise ValueError(f"module {self.path!r}: its inputs need the whole model's weights")
+        return load_model(self.model_dir)[0]
+
     def evaluation_feeds(self, spec: ModelSpec) -> tuple[Feeds, dict[str, Any]]:
-        raise ConfigError(f"module {self.path!r}: a part's inputs need the model's weights")
-
-    def calibration_feeds(self, spec: ModelSpec, size: int, seed: int) -> Feeds:
-        raise ConfigError(f"module {self.path!r}: a part's inputs need the model's weights")
-
-    def captured_evaluation(self, model, spec: ModelSpec) -> tuple[Feeds, dict[str, Any]]:
         whole, facts = self.family.evaluation_feeds(spec)
-        feeds, _ = self.part_feeds(model, spec, whole)
+        feeds, _ = self.part_feeds(self._whole_model(), spec, whole)
         return feeds, facts
 
-    def captured_calibration(self, model, spec: ModelSpec, size: int, seed: int) -> Feeds:
-        feeds, _ = self.part_feeds(model, spec, self.family.calibration_feeds(spec, size, seed))
-        return feeds
+    def calibration_feeds(self, spec: ModelSpec, size: int, seed: int) -> Feeds:
+        whole = self.family.calibration_feeds(spec, size, seed)
+        return self.part_feeds(self._whole_model(), spec, whole)[0]
 
     def export_onnx(self, model, spec, out_path, batch, exporter="dynamo", opset=20):
         """``model``: the whole model; the part is traced on what it captures from two
