@@ -232,6 +232,7 @@ def test_recalibrated_batchnorm_gives_a_random_net_outputs_with_signal(tmp_path)
         facts = fetch(spec, tmp_path / str(recalibrate))
         layers = facts["recalibrated_batchnorm_layers"]
         assert layers > 50 if recalibrate else layers is None
+        assert ("speed only" in facts["weights_note"]) is not recalibrate
         model, _ = load_deployable(tmp_path / str(recalibrate))
         feeds, _ = get_task("detection").evaluation_feeds(spec)
         import torch

@@ -361,3 +361,30 @@ def test_a_job_handed_only_its_tasks_tolerance_keys_rebuilds_the_rest_unset(defa
 
     tolerance = Tolerance.from_validated({"max_rel": 1e-4, "min_cosine": 0.99})
     assert (tolerance.max_rel, tolerance.min_cosine, tolerance.min_miou) == (1e-4, 0.99, None)
+
+
+def test_a_backend_that_takes_no_integer_inputs_skips_a_text_model_with_the_reason(
+    default_config, monkeypatch
+):
+    from deploybench.backends import get_backend
+
+    monkeypatch.setattr(get_backend("onnxruntime"), "input_dtypes", frozenset({"float32"}))
+    text = {
+        "source": "text_encoder",
+        "architecture": "tiny",
+        "task": "text-encoder",
+        "axes": {"sequence": 16},
+    }
+    config = {
+        **default_config,
+        "models": {"resnet18": default_config["models"]["resnet18"], "encoder": text},
+        "backends": ["pytorch", "onnxruntime"],
+        "precisions": ["fp32"],
+    }
+    rows = plan(parse_config(validated(config)), ZEN4)
+    refused = {r.reason for r in rows if (r.model, r.backend) == ("encoder", "onnxruntime")}
+    assert refused == {
+        "onnxruntime takes no int64 inputs: input_ids (int64), attention_mask (int64)"
+    }
+    # the image model on the same backend, and the text model elsewhere, are planned
+    assert all(r.planned for r in rows if r.model == "resnet18" or r.backend == "pytorch")

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import pytest
 from deploybench.backends import backend_names, get_backend
-from deploybench.errors import ConfigError
+from deploybench.errors import BackendUnavailable, ConfigError
 from deploybench.gpu import compute_capability, gpu_facts, gpu_present
 from deploybench.hardware import HostFacts, cpu_flags
 from deploybench.parity import check
@@ -305,3 +305,18 @@ def test_native_precisions_follow_the_cpu_flags():
             if backend._missing_package(backend.precision_packages.get("bf16", ())) is None:
                 assert backend.precision_support("bf16", with_bf16)[0]
             assert not backend.precision_support("bf16", without)[0]
+
+
+def test_a_graph_fed_a_dtype_the_backend_lacks_is_refused_at_compile_naming_the_inputs(
+    tmp_path, monkeypatch
+):
+    """What the plan cannot know (a part's inputs are captured after the DAG is built), the
+    compile step checks against the graph itself, before the backend's own work."""
+    backend_cls = runnable("onnxruntime", "fp32")
+    monkeypatch.setattr(backend_cls, "input_dtypes", frozenset({"int64"}))
+    source = tmp_path / "two_inputs.onnx"
+    two_input_graph(source, None)
+    with pytest.raises(BackendUnavailable) as refused:
+        backend_cls("fp32", 1, None).compile(source, tmp_path / "artifact")
+    assert str(refused.value) == "onnxruntime takes no float32 inputs: mask (float32), x (float32)"
+    assert not (tmp_path / "artifact").exists()

@@ -172,6 +172,16 @@ def recalibrate_batchnorm(module, feeds: Mapping[str, np.ndarray], batch: int = 
     return len(norms)
 
 
+def _weights_note(pretrained: bool, recalibrated: bool) -> str:
+    if pretrained:
+        return "pretrained"
+    if recalibrated:
+        # Recalibrated statistics keep activations from vanishing, so agreement with the
+        # reference means something; the weights still say nothing of accuracy.
+        return "random weights, BatchNorm recalibrated: speed and parity, not accuracy"
+    return "random weights: speed only"
+
+
 def fetch_model(
     spec: ModelSpec,
     out_dir: str | Path,
@@ -203,7 +213,7 @@ def fetch_model(
     facts = {
         "spec": spec.as_dict(),
         "pretrained": spec.pretrained,
-        "weights_note": "pretrained" if spec.pretrained else "random weights: speed only",
+        "weights_note": _weights_note(spec.pretrained, bool(norms)),
         "parameters": int(sum(p.numel() for p in deployed_module.parameters())),
         "flops": _flops_or_signature_error(deployed_module, example, spec),
         "recalibrated_batchnorm_layers": norms,

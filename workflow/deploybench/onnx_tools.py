@@ -84,6 +84,14 @@ def fix_named_axes(model: onnx.ModelProto, sizes: Mapping[str, int]) -> onnx.Mod
     return onnx.shape_inference.infer_shapes(fixed)
 
 
+def graph_input_dtypes(model: onnx.ModelProto) -> dict[str, str]:
+    """Each graph input's numpy dtype name, by input name."""
+    return {
+        i.name: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)).name
+        for i in model.graph.input
+    }
+
+
 def input_batch(path: str | Path) -> int | None:
     """The fixed batch of the graph's first input, or None when the batch axis is free."""
     model = onnx.load(str(path), load_external_data=False)

@@ -16,7 +16,8 @@ from .backends.registry import get_backend
 from .hardware import HostFacts
 from .records import SkipRecord
 from .settings import Settings
-from .specs import ConfigKey, batches_for, shape_kind, shape_names
+from .specs import ConfigKey, ModelSpec, batches_for, shape_kind, shape_names
+from .tasks import task_for
 
 NO_GPU_REASON = "no CUDA device on the host that built the DAG (gpu: true plans for a cluster)"
 #: The pip extra that makes the GPU environment (envs/gpu.yaml), where the GPU jobs run.
@@ -82,6 +83,12 @@ def _why_not(backend_name: str, precision: str, host: HostFacts, elsewhere: bool
     return ""
 
 
+def _input_dtypes(spec: ModelSpec) -> dict[str, str]:
+    """The model's named input dtypes, as far as its task knows them when the DAG is built (a
+    part's are captured later, and its compile step checks them)."""
+    return {i.name: i.dtype for i in task_for(spec).inputs(spec)}
+
+
 def _shape_reason(backend) -> str:
     """Why a graph shape the backend does not take is skipped."""
     return backend.shape_reason or f"{backend.name} runs only {'/'.join(backend.shapes)} shapes"
@@ -97,11 +104,12 @@ def plan(settings: Settings, host: HostFacts) -> list[Combination]:
         offered = shapes if backend.source == "onnx" else ["dynamic"]
         for precision in settings.precisions:
             reason = _why_not(backend_name, precision, host, elsewhere)
-            for model in settings.models:
+            for model, spec in settings.models.items():
+                fed = reason or backend.dtype_reason(_input_dtypes(spec))
                 # Shapes the backend does not take still show up, as skipped with its reason.
                 for shape in offered:
                     taken = backend.source != "onnx" or shape_kind(shape) in backend.shapes
-                    why = reason or ("" if taken else _shape_reason(backend))
+                    why = fed or ("" if taken else _shape_reason(backend))
                     for batch in batches_for(shape, settings.batch_sizes):
                         rows.append(
                             Combination(model, backend_name, precision, shape, batch, not why, why)

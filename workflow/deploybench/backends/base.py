@@ -137,6 +137,8 @@ class Backend(ABC):
     host_threads: ClassVar[bool] = True
     #: Why the shapes this backend does not take are skipped (shown in the report).
     shape_reason: ClassVar[str] = ""
+    #: The input dtypes it takes; ``None``: any. A model fed others is skipped with the reason.
+    input_dtypes: ClassVar[frozenset[str] | None] = None
     Options: ClassVar[type] = NoOptions
 
     def __init__(self, precision: str, threads: int, options: Any = None) -> None:
@@ -198,6 +200,17 @@ class Backend(ABC):
         return True, "supported"
 
     @classmethod
+    def dtype_reason(cls, inputs: Mapping[str, str]) -> str:
+        """Why a model with these named input dtypes cannot run here; empty when it can."""
+        if cls.input_dtypes is None:
+            return ""
+        refused = {name: dtype for name, dtype in inputs.items() if dtype not in cls.input_dtypes}
+        if not refused:
+            return ""
+        listed = ", ".join(f"{name} ({dtype})" for name, dtype in refused.items())
+        return f"{cls.name} takes no {'/'.join(sorted(set(refused.values())))} inputs: {listed}"
+
+    @classmethod
     def make_options(cls, raw: dict[str, Any] | None) -> Any:
         fields = {f.name for f in dataclasses.fields(cls.Options)}
         unknown = sorted(set(raw or {}) - fields)
@@ -244,9 +257,13 @@ class Backend(ABC):
         if not source.exists():
             raise InputFileError(f"{source} is missing: rerun the stage that writes it")
         if self.source == "onnx":
-            from ..onnx_tools import load_onnx
+            from ..onnx_tools import graph_input_dtypes, load_onnx
 
-            load_onnx(source)  # a corrupt file is the user's to fix, not a backend failure
+            graph = load_onnx(source)  # a corrupt file is the user's to fix, not a backend's
+            # the plan skips what it knows of; a part's inputs are known only once captured
+            refused = self.dtype_reason(graph_input_dtypes(graph))
+            if refused:
+                raise BackendUnavailable(refused)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
