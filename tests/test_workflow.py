@@ -758,3 +758,84 @@ def test_every_family_runs_end_to_end_with_its_own_parity(tmp_path):
         assert f"task <code>{family}</code>" in html
     assert "<th>sequences/s</th>" in html and "box agreement" in html
     assert "the part rpn.head" in html
+
+
+@pytest.mark.slow
+def test_your_factory_and_fine_tuned_checkpoint_run_and_replacing_either_file_reruns_its_chain(
+    tmp_path,
+):
+    """A model from the user's own factory (its weights from their checkpoint) and a torchvision
+    classifier fine-tuned to 10 classes, end to end; then their files are DAG inputs: a new
+    checkpoint under the same path, or an edit of the factory's module, reruns that model's
+    chain and nothing of the other's."""
+    import shutil
+
+    import torch
+    import torchvision
+
+    factory = tmp_path / "code" / "small_cnn.py"
+    factory.parent.mkdir()
+    shutil.copy(REPO / "tests" / "data" / "user_code" / "small_cnn.py", factory)
+    spec = importlib.util.spec_from_file_location("small_cnn_e2e", factory)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(3)
+    torch.save(module.build(num_classes=10, width=8).state_dict(), tmp_path / "mine.pt")
+    tuned = torchvision.models.mobilenet_v3_small(weights=None, num_classes=10)
+    torch.save({"model": tuned.state_dict()}, tmp_path / "tuned.pt")
+    config = yaml.safe_load(TINY.read_text())
+    config.update(
+        models={
+            "mine": {
+                "source": "python",
+                "factory": f"{factory}:build",
+                "builder_options": {"num_classes": 10, "width": 8},
+                "checkpoint": str(tmp_path / "mine.pt"),
+                "input_size": 64,
+            },
+            "tuned": {
+                "source": "checkpoint",
+                "architecture": "mobilenet_v3_small",
+                "checkpoint": str(tmp_path / "tuned.pt"),
+                "builder_options": {"num_classes": 10},
+                "input_size": 64,
+            },
+        },
+        backends=["pytorch", "onnxruntime"],
+        precisions=["fp32"],
+        shapes=["dynamic"],
+        batch_sizes=[1],
+    )
+    configfile = tmp_path / "yours.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    snakemake(tmp_path, "report", configfile=configfile)
+    rows = list(csv.DictReader((tmp_path / "results" / "summary.csv").open()))
+    assert {(r["model"], r["backend"], r["status"]) for r in rows} == {
+        (model, backend, "ok")
+        for model in ("mine", "tuned")
+        for backend in ("pytorch", "onnxruntime")
+    }
+    verdicts = {r["model"]: r["parity_verdict"] for r in rows if r["backend"] == "onnxruntime"}
+    # the tuned checkpoint's weights are torchvision's random init: its scores carry too little
+    # signal for agreement to be judged, its errors are
+    assert verdicts["mine"] == "pass" and verdicts["tuned"] in ("pass", "inconclusive"), rows
+    html = (tmp_path / "reports" / "report.html").read_text()
+    assert f"<code>{factory}:build</code>" in html
+
+    def rerun_plan():
+        return _results(
+            planned_outputs(snakemake(tmp_path, "report", "-n", configfile=configfile).stdout)
+        )
+
+    assert rerun_plan() == []
+    time.sleep(1.1)  # a new mtime, on any file system
+    torch.save(module.build(num_classes=10, width=8).state_dict(), tmp_path / "mine.pt")
+    replaced = rerun_plan()
+    assert "results/models/mine/model.pt" in replaced
+    assert any("/onnxruntime/" in o for o in replaced)  # the whole chain, down to timing
+    assert not any("/tuned/" in o for o in replaced)
+    snakemake(tmp_path, "report", "--touch", configfile=configfile)  # as if it had rerun
+    assert rerun_plan() == []
+    time.sleep(1.1)
+    factory.write_text(factory.read_text() + "\n# the user edits their model code\n")
+    assert "results/models/mine/model.pt" in rerun_plan()

@@ -53,6 +53,8 @@ def build_model(spec: ModelSpec, pretrained: bool = False):
         from .text_encoder import build_text_encoder
 
         return build_text_encoder(spec.architecture)
+    if spec.source == "python":
+        return build_from_factory(spec.factory, spec.builder_options)
     if pretrained and spec.weights == "DEFAULT":
         # downloads on first use: needs the internet
         builder = _torchvision_architecture(spec.architecture)
@@ -65,6 +67,102 @@ def _built(builder, options: dict[str, Any], **weights):
         return builder(**weights, **options)
     except TypeError as exc:  # an option the builder does not take
         raise ConfigError(f"builder_options {options}: {exc}") from exc
+
+
+def find_factory(reference: str) -> tuple[Callable[..., Any], Path | None]:
+    """The function ``package.module:function`` (importable from the working directory) or
+    ``path/to/file.py:function`` names, and the file that defines it."""
+    import importlib
+    import importlib.util
+    import os
+    import sys
+
+    where, _, name = reference.rpartition(":")
+    hint = "give package.module:function or path/to/file.py:function"
+    try:
+        if where.endswith(".py"):
+            path = Path(where)
+            if not path.is_file():
+                raise ConfigError(f"factory {reference}: {path} not found ({hint})")
+            module_spec = importlib.util.spec_from_file_location(f"_factory_{path.stem}", path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            # jobs run in the working directory; a package there is the user's own code
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(where)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"factory {reference}: cannot import {where} ({_first_line(exc)})"
+        ) from exc
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ConfigError(f"factory {reference}: {where} has no function {name!r} ({hint})")
+    origin = getattr(module, "__file__", None)
+    return function, Path(origin).resolve() if origin else None
+
+
+def model_source_files(spec: ModelSpec) -> dict[str, str]:
+    """The files a model is built from, as inputs of the DAG: replacing a checkpoint, or
+    editing the factory's module, reruns the model's chain. Checked when the DAG is built."""
+    import importlib.util
+    import os
+    import sys
+
+    files = {}
+    if spec.checkpoint is not None:
+        if not Path(spec.checkpoint).is_file():
+            raise InputFileError(
+                f"models.{spec.name}: checkpoint {spec.checkpoint} not found: "
+                f"fix models.{spec.name}.checkpoint"
+            )
+        files["checkpoint"] = spec.checkpoint
+    if spec.factory is not None:
+        where = spec.factory.rpartition(":")[0]
+        if where.endswith(".py"):
+            origin = where
+        else:
+            if os.getcwd() not in sys.path:  # as in the jobs (find_factory)
+                sys.path.insert(0, os.getcwd())
+            try:
+                found = importlib.util.find_spec(where)
+            except Exception:  # a parent package that fails to import: the job says how
+                found = None
+            if found is None:
+                raise ConfigError(
+                    f"models.{spec.name}: factory module {where} not found: run from the folder "
+                    "that holds it, install it, or give path/to/file.py:function"
+                )
+            origin = found.origin
+        if not origin or not Path(origin).is_file():
+            raise ConfigError(f"models.{spec.name}: factory file {origin or where} not found")
+        files["factory"] = origin
+    return files
+
+
+def build_from_factory(reference: str, options: dict[str, Any]):
+    """Call the user's factory with the config's keyword arguments; it must return a module."""
+    import torch
+
+    function, _ = find_factory(reference)
+    try:
+        model = function(**options)
+    except Exception as exc:
+        raise ConfigError(f"factory {reference} failed: {_first_line(exc)}") from exc
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(
+            f"factory {reference} returned {type(model).__name__}, not a torch.nn.Module"
+        )
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def random_torchvision(architecture: str, options: dict[str, Any] | None = None):
@@ -104,7 +202,37 @@ def _load_checkpoint_state(path: str) -> dict[str, Any]:
     return state
 
 
+def _shape_mismatches(model, state: dict[str, Any], origin: str) -> str | None:
+    """One line naming what the checkpoint and the built model disagree on; a head of another
+    size (a fine-tuned classifier) gets the builder option that fixes it."""
+    own = model.state_dict()
+    differing = [
+        key
+        for key, value in state.items()
+        if key in own and hasattr(value, "shape") and tuple(value.shape) != tuple(own[key].shape)
+    ]
+    if not differing:
+        return None
+    key = differing[0]
+    saved, built = tuple(state[key].shape), tuple(own[key].shape)
+    parameters = [k for k in own if k.endswith((".weight", ".bias"))]
+    head = parameters[-1].rpartition(".")[0] if parameters else None
+    if all(k.rpartition(".")[0] == head for k in differing) and saved[1:] == built[1:]:
+        return (
+            f"{origin} has a head of {saved[0]} classes ({key} {list(saved)}), the model is "
+            f"built with {built[0]}: set builder_options: {{num_classes: {saved[0]}}}"
+        )
+    more = f" and {len(differing) - 1} more" if len(differing) > 1 else ""
+    return (
+        f"{origin} does not match the architecture: {key} is {list(saved)} in it but "
+        f"{list(built)} in the model{more}"
+    )
+
+
 def _apply_state(model, state: dict[str, Any], origin: str) -> None:
+    mismatch = _shape_mismatches(model, state, origin)
+    if mismatch:
+        raise InputFileError(mismatch)
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise InputFileError(
@@ -196,7 +324,7 @@ def fetch_model(
 
     start = time.perf_counter()
     model = build_model(spec, pretrained=spec.source != "checkpoint")
-    if spec.source == "checkpoint":
+    if spec.checkpoint is not None:
         _apply_state(
             model, _load_checkpoint_state(spec.checkpoint), f"checkpoint {spec.checkpoint}"
         )

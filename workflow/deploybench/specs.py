@@ -17,6 +17,10 @@ from typing import Any, Self
 from .errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+#: Sources whose weights may come from a checkpoint file (a DAG input: replacing it reruns).
+CHECKPOINT_SOURCES = ("checkpoint", "python")
+#: ModelSpec fields added after results existed (see ``ModelSpec.as_dict``).
+ADDED_KEYS = ("factory",)
 # The ONNX graph's input and first output, as the exporter names them and every runner keys them.
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -76,8 +80,12 @@ class ModelSpec:
     recalibrate_batchnorm: bool
     #: A dotted path into the model: only that part is deployed (its inputs captured).
     module: str | None
-    #: Keyword arguments of the torchvision builder (a detector's min_size, max_size).
+    #: Keyword arguments of the builder: torchvision's (num_classes, a detector's min_size) or
+    #: the user's factory.
     builder_options: dict[str, Any]
+    #: source python: the user's factory, ``package.module:function`` or
+    #: ``path/to/file.py:function``.
+    factory: str | None = None
 
     def __post_init__(self) -> None:
         where = f"models.{self.name}"
@@ -85,8 +93,22 @@ class ModelSpec:
             raise ConfigError(f"{where}: source {self.source} needs 'architecture' (e.g. resnet18)")
         if self.source == "checkpoint" and not self.checkpoint:
             raise ConfigError(f"{where}: source checkpoint needs 'checkpoint: path/to/weights.pt'")
-        if self.source != "checkpoint" and self.checkpoint:
-            raise ConfigError(f"{where}: 'checkpoint' is only read with source: checkpoint")
+        if self.source not in CHECKPOINT_SOURCES and self.checkpoint:
+            raise ConfigError(
+                f"{where}: 'checkpoint' is only read with source checkpoint or python"
+            )
+        if self.source == "python":
+            if not self.factory or ":" not in self.factory:
+                raise ConfigError(
+                    f"{where}: source python needs 'factory: my_package.models:build' "
+                    "(or path/to/file.py:build)"
+                )
+            if self.architecture:
+                raise ConfigError(
+                    f"{where}: source python takes no 'architecture': your factory builds it"
+                )
+        elif self.factory:
+            raise ConfigError(f"{where}: 'factory' is only read with source: python")
         if self.source == "efficientnet_lite0" and self.architecture:
             raise ConfigError(f"{where}: source efficientnet_lite0 takes no 'architecture'")
         if self.recalibrate_batchnorm and self.pretrained:
@@ -99,8 +121,10 @@ class ModelSpec:
                 f"{where}: recalibrate_batchnorm sets the whole model's statistics; it does not "
                 "combine with module: drop one"
             )
-        if self.builder_options and self.source not in ("torchvision", "checkpoint"):
-            raise ConfigError(f"{where}: builder_options are for torchvision architectures")
+        if self.builder_options and self.source not in ("torchvision", "checkpoint", "python"):
+            raise ConfigError(
+                f"{where}: builder_options are for torchvision architectures and factories"
+            )
         if self.resize is not None and self.resize < self.input_size:
             raise ConfigError(f"{where}: resize {self.resize} is smaller than input_size")
         # Not schema defaults: they follow from the source (EfficientNet-Lite is TF-normalised).
@@ -123,10 +147,22 @@ class ModelSpec:
 
     @property
     def pretrained(self) -> bool:
-        return self.source in ("efficientnet_lite0", "checkpoint") or self.weights == "DEFAULT"
+        """Trained weights: shipped, from a checkpoint, or (``weights: DEFAULT``) torchvision's
+        published ones or those a factory loads itself."""
+        return (
+            self.source == "efficientnet_lite0"
+            or self.checkpoint is not None
+            or self.weights == "DEFAULT"
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        spec = dataclasses.asdict(self)
+        # Keys added since results were first made, left out while unset: a job's params (its
+        # rerun trigger) stay as they were, so upgrading reruns nothing.
+        for key in ADDED_KEYS:
+            if spec[key] is None:
+                del spec[key]
+        return spec
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from deploybench.backends import get_backend
 from deploybench.backends.registry import device_of
 from deploybench.errors import ConfigError
 from deploybench.gpu import compute_capability, gpu_facts, gpu_present
+from deploybench.models import model_source_files
 from deploybench.placement import slurm_unreachable
 from deploybench.plan import plan
 from deploybench.settings import describe_validation_error, parse_config
@@ -34,6 +35,8 @@ HOST = hardware.HostFacts(
     # None on a submit host planning for a GPU partition: the GPU jobs find out themselves
     gpu_compute_capability=compute_capability(gpu_facts()) if HAS_GPU else None,
 )
+# checked here, so a missing checkpoint or factory is one line before any job runs
+MODEL_FILES = {name: model_source_files(spec) for name, spec in SETTINGS.models.items()}
 PLAN = plan(SETTINGS, HOST)
 PLANNED = [row for row in PLAN if row.planned]
 SKIPPED = [row.skip_record().to_json() for row in PLAN if not row.planned]
@@ -82,6 +85,12 @@ COMPARISON_SETTINGS = SETTINGS.comparison.params()
 
 def model_spec(wildcards):
     return SETTINGS.models[wildcards.model].as_dict()
+
+
+def model_files(wildcards):
+    """The checkpoint and the factory's module a model is built from: inputs, so replacing
+    either reruns its chain."""
+    return MODEL_FILES[wildcards.model]
 
 
 def whole_model_of_part(wildcards):

@@ -1,4 +1,6 @@
 rule fetch_model:
+    input:
+        unpack(model_files),
     output:
         weights="results/models/{model}/model.pt",
         facts="results/models/{model}/model.json",
