@@ -113,6 +113,12 @@ def model_source_files(spec: ModelSpec) -> dict[str, str]:
     import sys
 
     files = {}
+    if spec.onnx is not None:
+        if not Path(spec.onnx).is_file():
+            raise InputFileError(
+                f"models.{spec.name}: ONNX file {spec.onnx} not found: fix models.{spec.name}.onnx"
+            )
+        files["onnx"] = spec.onnx
     if spec.checkpoint is not None:
         if not Path(spec.checkpoint).is_file():
             raise InputFileError(

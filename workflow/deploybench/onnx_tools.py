@@ -84,6 +84,50 @@ def fix_named_axes(model: onnx.ModelProto, sizes: Mapping[str, int]) -> onnx.Mod
     return onnx.shape_inference.infer_shapes(fixed)
 
 
+#: Past this, a copied graph keeps its weights in a file beside it (protobuf's 2 GiB limit).
+EXTERNAL_DATA_BYTES = 1 << 30
+
+
+def import_onnx(
+    source: str | Path, out_path: str | Path, experiment_shapes: Mapping[str, tuple[int, ...]]
+) -> dict[str, Any]:
+    """Copy a user's ONNX file into the workflow as its exported graph. Its symbolic axes other
+    than the batch are recorded at the sizes of the experiment's data (``experiment_shapes``,
+    per input at batch 1), for simplify to fix as it does an export's."""
+    start = time.perf_counter()
+    model = load_onnx(source)
+    sizes: dict[str, int] = {}
+    for value in model.graph.input:
+        shape = experiment_shapes.get(value.name)
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if shape is not None and axis > 0 and dim.dim_param and axis < len(shape):
+                sizes[dim.dim_param] = int(shape[axis])
+    if sizes:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = AXES_PROPERTY, json.dumps(sizes, sort_keys=True)
+    large = model.ByteSize() > EXTERNAL_DATA_BYTES
+    with atomic_path(out_path) as tmp:
+        onnx.save(
+            model,
+            str(tmp),
+            save_as_external_data=large,
+            location=f"{Path(out_path).name}.data" if large else None,
+        )
+    facts = graph_facts(model)
+    facts.update(
+        exporter="none: an ONNX file",
+        source=str(source),
+        export_seconds=time.perf_counter() - start,
+        bytes=Path(out_path).stat().st_size,
+        batch=_batch_of(model) or "dynamic",
+        parameters=int(
+            sum(np.prod(tensor.dims, dtype=np.int64) for tensor in model.graph.initializer)
+        ),
+        fixed_axes=sizes,
+    )
+    return facts
+
+
 def graph_input_dtypes(model: onnx.ModelProto) -> dict[str, str]:
     """Each graph input's numpy dtype name, by input name."""
     return {
@@ -94,7 +138,10 @@ def graph_input_dtypes(model: onnx.ModelProto) -> dict[str, str]:
 
 def input_batch(path: str | Path) -> int | None:
     """The fixed batch of the graph's first input, or None when the batch axis is free."""
-    model = onnx.load(str(path), load_external_data=False)
+    return _batch_of(onnx.load(str(path), load_external_data=False))
+
+
+def _batch_of(model: onnx.ModelProto) -> int | None:
     dim = model.graph.input[0].type.tensor_type.shape.dim[0]
     return dim.dim_value if dim.HasField("dim_value") else None
 

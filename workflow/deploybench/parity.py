@@ -182,7 +182,7 @@ def check(
         return ParityResult(
             "inconclusive",
             f"{degenerate[0]}: errors are within tolerance, but agreement is not meaningful "
-            "(random weights: speed only)",
+            "(no signal in the reference: random weights are for speed only)",
             True,
             outputs,
             names,

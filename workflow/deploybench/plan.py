@@ -16,8 +16,9 @@ from .backends.registry import get_backend
 from .hardware import HostFacts
 from .records import SkipRecord
 from .settings import Settings
-from .specs import ConfigKey, ModelSpec, batches_for, shape_kind, shape_names
+from .specs import ConfigKey, ModelSpec, batches_for, shape_kind, shape_names, static_batch
 from .tasks import task_for
+from .tasks.onnx_file import fixed_batch
 
 NO_GPU_REASON = "no CUDA device on the host that built the DAG (gpu: true plans for a cluster)"
 #: The pip extra that makes the GPU environment (envs/gpu.yaml), where the GPU jobs run.
@@ -89,6 +90,22 @@ def _input_dtypes(spec: ModelSpec) -> dict[str, str]:
     return {i.name: i.dtype for i in task_for(spec).inputs(spec)}
 
 
+def _source_reason(spec: ModelSpec, backend: type[Backend]) -> str:
+    if backend.source == "torch" and not spec.has_torch_model:
+        return (
+            f"{spec.onnx} is an ONNX file: there is no PyTorch model to run "
+            "(speedups and parity are against ONNX Runtime fp32)"
+        )
+    return ""
+
+
+def _fixed_batch_reason(spec: ModelSpec, fixed: int | None, shape: str) -> str:
+    """An ONNX file whose graph fixes the batch runs at that batch only."""
+    if fixed is None or static_batch(shape) == fixed:
+        return ""
+    return f"{spec.onnx} fixes the batch at {fixed}: export it with a free batch axis"
+
+
 def _shape_reason(backend) -> str:
     """Why a graph shape the backend does not take is skipped."""
     return backend.shape_reason or f"{backend.name} runs only {'/'.join(backend.shapes)} shapes"
@@ -105,11 +122,20 @@ def plan(settings: Settings, host: HostFacts) -> list[Combination]:
         for precision in settings.precisions:
             reason = _why_not(backend_name, precision, host, elsewhere)
             for model, spec in settings.models.items():
-                fed = reason or backend.dtype_reason(_input_dtypes(spec))
+                fed = (
+                    reason
+                    or _source_reason(spec, backend)
+                    or backend.dtype_reason(_input_dtypes(spec))
+                )
+                fixed = fixed_batch(spec)
                 # Shapes the backend does not take still show up, as skipped with its reason.
                 for shape in offered:
                     taken = backend.source != "onnx" or shape_kind(shape) in backend.shapes
-                    why = fed or ("" if taken else _shape_reason(backend))
+                    why = (
+                        fed
+                        or ("" if taken else _shape_reason(backend))
+                        or _fixed_batch_reason(spec, fixed, shape)
+                    )
                     for batch in batches_for(shape, settings.batch_sizes):
                         rows.append(
                             Combination(model, backend_name, precision, shape, batch, not why, why)

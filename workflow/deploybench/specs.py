@@ -20,7 +20,7 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 #: Sources whose weights may come from a checkpoint file (a DAG input: replacing it reruns).
 CHECKPOINT_SOURCES = ("checkpoint", "python")
 #: ModelSpec fields added after results existed (see ``ModelSpec.as_dict``).
-ADDED_KEYS = ("factory",)
+ADDED_KEYS = ("factory", "onnx")
 # The ONNX graph's input and first output, as the exporter names them and every runner keys them.
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -86,6 +86,8 @@ class ModelSpec:
     #: source python: the user's factory, ``package.module:function`` or
     #: ``path/to/file.py:function``.
     factory: str | None = None
+    #: source onnx: the ONNX file deployed as it is (no PyTorch model).
+    onnx: str | None = None
 
     def __post_init__(self) -> None:
         where = f"models.{self.name}"
@@ -109,6 +111,22 @@ class ModelSpec:
                 )
         elif self.factory:
             raise ConfigError(f"{where}: 'factory' is only read with source: python")
+        if self.source == "onnx":
+            if not self.onnx:
+                raise ConfigError(f"{where}: source onnx needs 'onnx: path/to/model.onnx'")
+            torch_only = {
+                "architecture": self.architecture,
+                "builder_options": self.builder_options,
+                "module": self.module,
+                "recalibrate_batchnorm": self.recalibrate_batchnorm,
+            }
+            given = [key for key, value in torch_only.items() if value]
+            if given:
+                raise ConfigError(
+                    f"{where}: source onnx deploys the file as it is; drop {', '.join(given)}"
+                )
+        elif self.onnx:
+            raise ConfigError(f"{where}: 'onnx' is only read with source: onnx")
         if self.source == "efficientnet_lite0" and self.architecture:
             raise ConfigError(f"{where}: source efficientnet_lite0 takes no 'architecture'")
         if self.recalibrate_batchnorm and self.pretrained:
@@ -150,10 +168,15 @@ class ModelSpec:
         """Trained weights: shipped, from a checkpoint, or (``weights: DEFAULT``) torchvision's
         published ones or those a factory loads itself."""
         return (
-            self.source == "efficientnet_lite0"
+            self.source in ("efficientnet_lite0", "onnx")
             or self.checkpoint is not None
             or self.weights == "DEFAULT"
         )
+
+    @property
+    def has_torch_model(self) -> bool:
+        """False for an ONNX file: no eager baseline, and the reference is ONNX Runtime fp32."""
+        return self.source != "onnx"
 
     def as_dict(self) -> dict[str, Any]:
         spec = dataclasses.asdict(self)

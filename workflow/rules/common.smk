@@ -37,6 +37,9 @@ HOST = hardware.HostFacts(
 )
 # checked here, so a missing checkpoint or factory is one line before any job runs
 MODEL_FILES = {name: model_source_files(spec) for name, spec in SETTINGS.models.items()}
+# An ONNX file is imported, not fetched and exported: each rule takes only its models.
+TORCH_MODELS = [name for name, spec in SETTINGS.models.items() if spec.has_torch_model]
+ONNX_MODELS = [name for name, spec in SETTINGS.models.items() if not spec.has_torch_model]
 PLAN = plan(SETTINGS, HOST)
 PLANNED = [row for row in PLAN if row.planned]
 SKIPPED = [row.skip_record().to_json() for row in PLAN if not row.planned]
@@ -93,11 +96,27 @@ def model_files(wildcards):
     return MODEL_FILES[wildcards.model]
 
 
+def onnx_file(wildcards):
+    return MODEL_FILES[wildcards.model]["onnx"]
+
+
 def whole_model_of_part(wildcards):
-    """A deployed part's inputs are captured from the whole model: its weights, else nothing."""
-    if SETTINGS.models[wildcards.model].module is None:
+    """A deployed part's inputs are captured from the whole model: its weights. An ONNX file's
+    data is named after its graph's inputs: the imported graph, checked. Else nothing."""
+    spec = SETTINGS.models[wildcards.model]
+    if not spec.has_torch_model:
+        return {"graph": f"results/onnx/{wildcards.model}/exported.onnx"}
+    if spec.module is None:
         return {}
     return {"weights": f"results/models/{wildcards.model}/model.pt"}
+
+
+def reference_model(wildcards):
+    """What the parity reference runs: the PyTorch model, or for an ONNX file (no PyTorch
+    model) the imported graph, on ONNX Runtime fp32."""
+    if SETTINGS.models[wildcards.model].has_torch_model:
+        return {"weights": f"results/models/{wildcards.model}/model.pt"}
+    return {"graph": f"results/onnx/{wildcards.model}/exported.onnx"}
 
 
 def backend_options(wildcards):

@@ -4,6 +4,8 @@ rule fetch_model:
     output:
         weights="results/models/{model}/model.pt",
         facts="results/models/{model}/model.json",
+    wildcard_constraints:
+        model=_alternatives(TORCH_MODELS),
     log:
         "logs/fetch_model/{model}.log",
     conda:
@@ -54,7 +56,7 @@ rule prepare_calibration_inputs:
 
 rule reference_outputs:
     input:
-        weights="results/models/{model}/model.pt",
+        unpack(reference_model),
         evaluation="results/inputs/{model}/evaluation.npz",
     output:
         outputs="results/reference/{model}/outputs.npz",

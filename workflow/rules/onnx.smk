@@ -7,6 +7,8 @@ rule export_onnx:
     output:
         onnx="results/onnx/{model}/exported.onnx",
         facts="results/onnx/{model}/export.json",
+    wildcard_constraints:
+        model=_alternatives(TORCH_MODELS),
     log:
         "logs/export_onnx/{model}.log",
     benchmark:
@@ -20,6 +22,28 @@ rule export_onnx:
         opset=SETTINGS.export.opset,
     script:
         "../scripts/export_onnx.py"
+
+
+# An ONNX file (source: onnx) is its own export: checked against its task's data and copied in.
+rule import_onnx:
+    input:
+        onnx=onnx_file,
+    output:
+        onnx="results/onnx/{model}/exported.onnx",
+        facts="results/onnx/{model}/export.json",
+        model_facts="results/models/{model}/model.json",
+    wildcard_constraints:
+        model=_alternatives(ONNX_MODELS),
+    log:
+        "logs/import_onnx/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    resources:
+        slurm_partition=partition,
+    params:
+        spec=model_spec,
+    script:
+        "../scripts/import_onnx.py"
 
 
 rule simplify_onnx:

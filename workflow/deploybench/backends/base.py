@@ -128,6 +128,9 @@ class Backend(ABC):
     declined_precisions: ClassVar[Mapping[str, str]] = {}
     #: The reference every speedup on this device is measured against (its fp32).
     baseline: ClassVar[bool] = False
+    #: For a model that is an ONNX file (no PyTorch model): the baseline and parity reference
+    #: on its device instead, at fp32.
+    onnx_reference: ClassVar[bool] = False
     #: The vendor's own benchmark tool that :meth:`vendor_benchmark` runs, if any.
     vendor_tool: ClassVar[str | None] = None
     #: Whether ``compile`` needs the output of a tuning stage (``tuning=``), e.g. TVM's database.

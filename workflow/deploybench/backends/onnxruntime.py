@@ -104,6 +104,7 @@ class OnnxRuntimeRunner(Runner):
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    onnx_reference = True
     precisions = ("fp32", "int8")
     packages = ("onnxruntime",)
     distributions = ("onnxruntime",)

@@ -308,6 +308,7 @@ class OnnxRuntimeCudaRunner(CudaRunner):
 class OnnxRuntimeCudaBackend(Backend):
     name = "onnxruntime_cuda"
     device = "cuda"
+    onnx_reference = True
     precisions = ("fp32", "fp16", "int8")
     native_precisions = ("fp16", "int8")
     packages = ("onnxruntime", "torch")

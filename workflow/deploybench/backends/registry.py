@@ -47,6 +47,15 @@ def device_of(name: str) -> str:
     return get_backend(name).device
 
 
+def onnx_reference_backend(device: str = "cpu") -> str:
+    """The baseline and parity reference on ``device`` of a model that is an ONNX file."""
+    for name in registered():
+        backend = get_backend(name)
+        if backend.onnx_reference and backend.device == device:
+            return name
+    raise ConfigError(f"no backend is registered as the ONNX files' reference on {device}")
+
+
 def baseline_backend(device: str = "cpu") -> str:
     """The backend every speedup on ``device`` is measured against (and the parity reference)."""
     for name in registered():

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import Backend, baseline_backend
+from ..backends import Backend, baseline_backend, onnx_reference_backend
 from ..feeds import cycled, load_feeds
 from ..isolation import CallFailed, ChildDied, Worker, phase
 from ..placement import where
@@ -98,7 +98,7 @@ def compare_configs(
 ) -> None:
     """``configs``: each ``{"key": ..., "options": ...}``, in the order of ``artifact_dirs``."""
     data = cycled(load_feeds(inputs_npz), batch)
-    baseline = f"{baseline_backend(device)} {BASELINE_PRECISION}"
+    baseline = choose_baseline([ConfigKey(**c["key"]) for c in configs], device)
     contenders = [
         _contender(ConfigKey(**c["key"]), d) for c, d in zip(configs, artifact_dirs, strict=True)
     ]
@@ -235,8 +235,25 @@ def _run_rounds(
         log.info("round %d/%d done", number + 1, rounds)
 
 
+def choose_baseline(keys: list[ConfigKey], device: str) -> str:
+    """What every speedup is over: the device's eager fp32 ("pytorch fp32"); where that is not
+    compared (a model that is an ONNX file has none), ONNX Runtime fp32 on the dynamic graph,
+    else on the one static graph ("onnxruntime fp32 dynamic")."""
+    eager = baseline_backend(device)
+    if any(k.backend == eager for k in keys):
+        return f"{eager} {BASELINE_PRECISION}"
+    graph = onnx_reference_backend(device)
+    shapes = sorted(
+        (k.shape != "dynamic", k.shape)
+        for k in keys
+        if (k.backend, k.precision) == (graph, BASELINE_PRECISION)
+    )
+    return f"{graph} {BASELINE_PRECISION} {shapes[0][1] if shapes else 'dynamic'}"
+
+
 def _is_baseline(contender: _Contender, baseline: str) -> bool:
-    return " ".join(contender.entry.key[:2]) == baseline
+    parts = baseline.split()
+    return list(contender.entry.key[: len(parts)]) == parts
 
 
 def _round_medians(entry: ComparedConfig) -> np.ndarray:
@@ -245,14 +262,12 @@ def _round_medians(entry: ComparedConfig) -> np.ndarray:
 
 def _add_speedups(entries: list[ComparedConfig], baseline: str) -> str:
     """Each configuration's median of round medians and paired speedup over the baseline."""
-    base_backend, base_precision = baseline.split()
+    parts = baseline.split()
     base = next(
         (
             e
             for e in entries
-            if (e.backend, e.precision) == (base_backend, base_precision)
-            and e.status is Status.OK
-            and e.rounds
+            if list(e.key[: len(parts)]) == parts and e.status is Status.OK and e.rounds
         ),
         None,
     )

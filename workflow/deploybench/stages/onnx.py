@@ -32,6 +32,33 @@ def export_onnx(model_pt: str, exporter: str, opset: int, out_onnx: str, out_jso
     log.info("exported %s: %d nodes, opset %s", spec.name, facts["nodes"], facts["opset"])
 
 
+def import_onnx(spec: dict, source: str, out_onnx: str, out_json: str, out_facts: str) -> None:
+    """An ONNX file (``source: onnx``) taken in as the model's exported graph, checked against
+    its task's data (names, dtypes, shapes), with the model's facts beside it. No PyTorch."""
+    from ..onnx_tools import import_onnx as copy_graph
+    from ..specs import ModelSpec
+
+    model = ModelSpec(**spec)
+    task = task_for(model)
+    task.check(model)
+    shapes = {i.name: i.concrete_shape(1, model.axes) for i in task.inputs(model)}
+    facts = copy_graph(source, out_onnx, shapes)
+    write_json(out_json, facts)
+    write_json(
+        out_facts,
+        {
+            "spec": model.as_dict(),
+            "pretrained": True,
+            "weights_note": "as in the ONNX file",
+            "parameters": facts["parameters"],
+            "flops": None,  # counted on a PyTorch module; an ONNX file has none
+            "recalibrated_batchnorm_layers": None,
+            "torch": None,
+        },
+    )
+    log.info("imported %s: %d nodes, opset %s", source, facts["nodes"], facts["opset"])
+
+
 def export_failure(exc: BaseException, model, exporter: str) -> str:
     """The exporter's own reason (the innermost cause: torch.onnx wraps it), and what to try
     next: deploying one part of the model."""

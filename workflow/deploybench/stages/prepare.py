@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
-from ..backends import baseline_backend
+from ..backends import baseline_backend, onnx_reference_backend
 from ..feeds import load_feeds, save_feeds
 from ..io import save_npz
 from ..specs import ConfigKey, ModelSpec
@@ -46,11 +47,24 @@ def prepare_calibration_inputs(
     log.info("calibration inputs: %s", {name: value.shape for name, value in feeds.items()})
 
 
-def reference_outputs(model_dir: str, inputs_npz: str, threads: int, out_npz: str) -> None:
-    """PyTorch eager fp32 on every evaluation image: what every backend is judged against."""
-    key = ConfigKey(Path(model_dir).name, baseline_backend(), "fp32", "dynamic")
+def reference_outputs(model: str, inputs_npz: str, threads: int, out_npz: str) -> None:
+    """The outputs every backend is judged against, on every evaluation sample: PyTorch eager
+    fp32 on the saved model (``model.pt``), or for an ONNX file, which has no PyTorch model,
+    ONNX Runtime fp32 on its imported graph (``exported.onnx``)."""
     evaluation = load_feeds(inputs_npz)
-    with bind_backend(key, threads, {}).load(Path(model_dir)) as runner:
-        outputs = run_all(runner, evaluation, None)
+    model = Path(model)
+    if model.suffix == ".onnx":
+        from ..onnx_tools import input_batch
+
+        key = ConfigKey(model.parent.name, onnx_reference_backend(), "fp32", "dynamic")
+        backend = bind_backend(key, threads, {})
+        with tempfile.TemporaryDirectory() as artifact:
+            backend.compile(model, Path(artifact))
+            with backend.load(Path(artifact)) as runner:
+                outputs = run_all(runner, evaluation, input_batch(model))
+    else:
+        key = ConfigKey(model.parent.name, baseline_backend(), "fp32", "dynamic")
+        with bind_backend(key, threads, {}).load(model.parent) as runner:
+            outputs = run_all(runner, evaluation, None)
     save_npz(out_npz, **outputs)
     log.info("reference outputs: %s", {name: value.shape for name, value in outputs.items()})

@@ -36,9 +36,14 @@ STATISTICS_SAMPLES = 32
 
 
 def task_for(spec: ModelSpec, model_dir=None) -> Task:
-    """The task a model is deployed under: its family's, or with ``module:`` the part's (whose
-    inputs are captured from the whole model saved in ``model_dir``)."""
+    """The task a model is deployed under: its family's; with ``module:`` the part's (whose
+    inputs are captured from the whole model saved in ``model_dir``); for an ONNX file, its
+    family's fed under the graph's own input names."""
     family = get_task(spec.task)
+    if spec.source == "onnx":
+        from .onnx_file import OnnxFile
+
+        return OnnxFile(family)
     if spec.module is None:
         return family
     from .parts import Part
