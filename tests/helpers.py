@@ -87,3 +87,79 @@ def export_classifier(model, input_size, out_path, batch, exporter="torchscript"
 
     spec = model_spec("m", source="torchvision", architecture="resnet18", input_size=input_size)
     return get_task("classification").export_onnx(model, spec, out_path, batch, exporter, opset)
+
+
+def two_input_graph(path, batch: int | None):
+    """out = x @ W1 + (mask * c) @ W2, with the graph's inputs listed mask first: a runner that
+    fed its inputs by position in the feeds' order (x first) would swap them."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    weights = {
+        "W1": rng.standard_normal((4, 3)).astype(np.float32),
+        "W2": rng.standard_normal((4, 3)).astype(np.float32),
+        "c": np.array([1.0, -2.0, 0.5, 3.0], np.float32),
+    }
+    rows = batch if batch is not None else "batch"
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W1"], ["a"]),
+            helper.make_node("Mul", ["mask", "c"], ["scaled"]),
+            helper.make_node("MatMul", ["scaled", "W2"], ["b"]),
+            helper.make_node("Add", ["a", "b"], ["out"]),
+        ],
+        "two_inputs",
+        [
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, [rows, 4]),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, 4]),
+        ],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [rows, 3])],
+        [numpy_helper.from_array(value, name) for name, value in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+    def expected(feeds):
+        return feeds["x"] @ weights["W1"] + (feeds["mask"] * weights["c"]) @ weights["W2"]
+
+    return expected
+
+
+USER_CODE = REPO / "tests" / "data" / "user_code"
+
+
+def small_cnn_onnx(path, batch: int | None = None, input_size: int = 64):
+    """A user's image classifier as an ONNX file (input ``pixels``, output ``scores``): the
+    small CNN of tests/data/user_code, its BatchNorm statistics set from the classification
+    task's images so that its scores carry a signal parity can judge."""
+    import importlib.util
+
+    import torch
+    from deploybench.models import recalibrate_batchnorm
+    from deploybench.tasks import get_task
+
+    module_spec = importlib.util.spec_from_file_location(
+        "small_cnn_onnx", USER_CODE / "small_cnn.py"
+    )
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    model = module.build(num_classes=10, width=8).eval()
+    spec = model_spec("m", source="torchvision", architecture="resnet18", input_size=input_size)
+    recalibrate_batchnorm(model, get_task("classification").calibration_feeds(spec, 32, 5))
+    axes = {} if batch is not None else {"pixels": {0: "N"}, "scores": {0: "N"}}
+    torch.onnx.export(
+        model,
+        (torch.rand(batch or 1, 3, input_size, input_size),),
+        str(path),
+        input_names=["pixels"],
+        output_names=["scores"],
+        dynamic_axes=axes,
+        dynamo=False,
+        opset_version=17,
+    )
+    return model

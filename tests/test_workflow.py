@@ -839,3 +839,84 @@ def test_your_factory_and_fine_tuned_checkpoint_run_and_replacing_either_file_re
     time.sleep(1.1)
     factory.write_text(factory.read_text() + "\n# the user edits their model code\n")
     assert "results/models/mine/model.pt" in rerun_plan()
+
+
+@pytest.mark.slow
+def test_an_onnx_file_runs_end_to_end_without_pytorch_against_onnx_runtime_fp32(tmp_path):
+    """Two ONNX files, every job run as if torch were not installed: a classifier with a free
+    batch axis, and a two-input graph fixed at batch 1 (described as tensors). No eager rows,
+    ONNX Runtime fp32 the baseline and the reference; replacing a file reruns its chain only."""
+    import os
+
+    from helpers import small_cnn_onnx, two_input_graph
+
+    small_cnn_onnx(tmp_path / "cnn.onnx")
+    two_input_graph(tmp_path / "pair.onnx", 1)
+    config = yaml.safe_load(TINY.read_text())
+    config.update(
+        models={
+            "cnn": {"source": "onnx", "onnx": "cnn.onnx", "input_size": 64},
+            "pair": {
+                "source": "onnx",
+                "onnx": "pair.onnx",
+                "task": "tensors",
+                "inputs": {
+                    "x": {"shape": ["batch", 4], "range": [-1, 1]},
+                    "mask": {"shape": ["batch", 4]},
+                },
+            },
+        },
+        backends=["pytorch", "onnxruntime", "openvino"],
+        precisions=["fp32"],
+        shapes=["static", "dynamic"],
+        batch_sizes=[1, 2],
+    )
+    configfile = tmp_path / "files.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    without_torch = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "tests" / "data" / "without_torch"),
+    }
+    snakemake(tmp_path, "report", configfile=configfile, env=without_torch)
+    rows = list(csv.DictReader((tmp_path / "results" / "summary.csv").open()))
+    ran = {(r["model"], r["backend"], r["shape"], r["batch"]) for r in rows if r["status"] == "ok"}
+    assert ran == {
+        *(
+            ("cnn", b, s, n)
+            for b in ("onnxruntime", "openvino")
+            for s, n in (("dynamic", "1"), ("dynamic", "2"), ("static_b1", "1"), ("static_b2", "2"))
+        ),
+        ("pair", "onnxruntime", "static_b1", "1"),
+        ("pair", "openvino", "static_b1", "1"),
+    }
+    eager = [r for r in rows if r["backend"] == "pytorch"]
+    assert eager and all("is an ONNX file: there is no PyTorch model" in r["reason"] for r in eager)
+    fixed = [
+        r
+        for r in rows
+        if r["model"] == "pair" and r["backend"] != "pytorch" and r["status"] != "ok"
+    ]
+    assert fixed and all("fixes the batch at 1" in r["reason"] for r in fixed)
+    baselines = {r["model"]: r["cmp_baseline"] for r in rows if r["status"] == "ok"}
+    assert baselines == {"cnn": "onnxruntime fp32 dynamic", "pair": "onnxruntime fp32 static_b1"}
+    # the CNN's BatchNorm statistics were set from images: its scores carry a signal
+    assert {r["parity_verdict"] for r in rows if r["model"] == "cnn" and r["status"] == "ok"} == {
+        "pass"
+    }
+    html = (tmp_path / "reports" / "report.html").read_text()
+    assert "An ONNX file, deployed as it is" in html
+
+    def rerun_plan():
+        dry = snakemake(tmp_path, "report", "-n", configfile=configfile, env=without_torch)
+        return _results(planned_outputs(dry.stdout))
+
+    assert rerun_plan() == []
+    time.sleep(1.1)
+    import onnx
+
+    retrained = onnx.load(tmp_path / "pair.onnx")
+    retrained.doc_string = "retrained"  # a new file under the same path (an equal one is no change)
+    onnx.save(retrained, tmp_path / "pair.onnx")
+    replaced = rerun_plan()
+    assert "results/onnx/pair/exported.onnx" in replaced
+    assert replaced and not any("/cnn/" in o for o in replaced)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from deploybench.errors import ConfigError, InputFileError  # noqa: E402
 from deploybench.models import load_model, model_source_files  # noqa: E402
-from helpers import fetch, model_spec  # noqa: E402
+from helpers import fetch, model_spec, small_cnn_onnx, two_input_graph  # noqa: E402
 
 USER_CODE = Path(__file__).parent / "data" / "user_code"
 FACTORY_FILE = USER_CODE / "small_cnn.py"
@@ -177,3 +178,192 @@ def test_a_model_without_a_factory_keeps_the_params_it_had_so_nothing_reruns():
     spec = model_spec("m", source="torchvision", architecture="resnet18")
     assert "factory" not in spec.as_dict()
     assert factory_spec().as_dict()["factory"].endswith("small_cnn.py:build")
+
+
+# ---------------------------------------------------------------- an ONNX file as the model
+
+
+def onnx_spec(path, **fields):
+    return model_spec("file", source="onnx", onnx=str(path), input_size=64, **fields)
+
+
+def test_an_onnx_file_is_fed_its_tasks_data_under_its_own_input_names(tmp_path):
+    from deploybench.tasks import task_for
+
+    small_cnn_onnx(tmp_path / "cnn.onnx")
+    spec = onnx_spec(tmp_path / "cnn.onnx")
+    task = task_for(spec)
+    task.check(spec)
+    feeds, _ = task.evaluation_feeds(spec)
+    assert list(feeds) == ["pixels"] and feeds["pixels"].shape[1:] == (3, 64, 64)
+    assert list(task.calibration_feeds(spec, 4, 1)) == ["pixels"]
+    assert task.output_names(spec, 1) == ["scores"]
+    assert task.class_scores and task.unit == "images"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({}, r"takes 2 inputs \(mask, x\): describe them with task: tensors"),
+        (
+            {
+                "task": "tensors",
+                "inputs": {"x": {"shape": ["batch", 4]}, "y": {"shape": ["batch", 4]}},
+            },
+            "the config's inputs lack mask",
+        ),
+        (
+            {
+                "task": "tensors",
+                "inputs": {"x": {"shape": ["batch", 4]}, "mask": {"shape": ["batch", 5]}},
+            },
+            r"mask is \[1, 4\] in the graph, \[1, 5\] in the data",
+        ),
+    ],
+)
+def test_an_onnx_file_the_data_cannot_feed_is_refused_in_one_line(tmp_path, fields, message):
+    from deploybench.tasks import task_for
+
+    two_input_graph(tmp_path / "pair.onnx", 1)
+    spec = onnx_spec(tmp_path / "pair.onnx", **fields)
+    with pytest.raises(ConfigError, match=message) as info:
+        task_for(spec).check(spec)
+    assert "\n" not in str(info.value)
+
+
+def test_an_image_size_other_than_the_graphs_names_both_and_input_size(tmp_path):
+    from deploybench.tasks import task_for
+
+    small_cnn_onnx(tmp_path / "cnn.onnx", batch=1)
+    spec = model_spec("file", source="onnx", onnx=str(tmp_path / "cnn.onnx"), input_size=224)
+    with pytest.raises(ConfigError, match=r"pixels is \[1, 3, 64, 64\] in the graph.*input_size"):
+        task_for(spec).check(spec)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"source": "onnx"}, "source onnx needs 'onnx: path/to/model.onnx'"),
+        ({"source": "onnx", "onnx": "m.onnx", "architecture": "resnet18"}, "drop architecture"),
+        ({"source": "onnx", "onnx": "m.onnx", "module": "backbone"}, "drop module"),
+        ({"source": "torchvision", "architecture": "resnet18", "onnx": "m.onnx"}, "only read"),
+    ],
+)
+def test_an_onnx_spec_is_checked_when_the_config_is_read(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        model_spec("m", **fields)
+
+
+def test_the_plan_skips_eager_backends_and_batches_a_fixed_graph_cannot_take(tmp_path):
+    from deploybench.hardware import HostFacts
+    from deploybench.plan import plan
+    from deploybench.settings import parse_config
+    from helpers import validated
+
+    small_cnn_onnx(tmp_path / "free.onnx")
+    small_cnn_onnx(tmp_path / "fixed.onnx", batch=2)
+    config = {
+        "models": {
+            "free": {"source": "onnx", "onnx": str(tmp_path / "free.onnx"), "input_size": 64},
+            "fixed": {"source": "onnx", "onnx": str(tmp_path / "fixed.onnx"), "input_size": 64},
+        },
+        "backends": ["pytorch", "onnxruntime"],
+        "precisions": ["fp32"],
+        "batch_sizes": [1, 2],
+    }
+    rows = plan(parse_config(validated(config)), HostFacts(frozenset(), has_gpu=False))
+    planned = {(r.model, r.backend, r.shape, r.batch) for r in rows if r.planned}
+    assert planned == {
+        ("free", "onnxruntime", "dynamic", 1),
+        ("free", "onnxruntime", "dynamic", 2),
+        ("free", "onnxruntime", "static_b1", 1),
+        ("free", "onnxruntime", "static_b2", 2),
+        ("fixed", "onnxruntime", "static_b2", 2),
+    }
+    reasons = {(r.model, r.backend, r.shape, r.batch): r.reason for r in rows if not r.planned}
+    assert reasons[("free", "pytorch", "dynamic", 1)] == (
+        f"{tmp_path / 'free.onnx'} is an ONNX file: there is no PyTorch model to run "
+        "(speedups and parity are against ONNX Runtime fp32)"
+    )
+    fixed = f"{tmp_path / 'fixed.onnx'} fixes the batch at 2: export it with a free batch axis"
+    assert reasons[("fixed", "onnxruntime", "dynamic", 1)] == fixed
+    assert reasons[("fixed", "onnxruntime", "static_b1", 1)] == fixed
+
+
+def test_the_baseline_is_eager_fp32_else_onnx_runtime_fp32_on_the_dynamic_graph():
+    from deploybench.specs import ConfigKey
+    from deploybench.stages.compare import choose_baseline
+
+    def keys(*configs):
+        return [ConfigKey("m", *c) for c in configs]
+
+    with_eager = keys(("pytorch", "fp32", "dynamic"), ("onnxruntime", "fp32", "dynamic"))
+    assert choose_baseline(with_eager, "cpu") == "pytorch fp32"
+    graphs = keys(
+        ("onnxruntime", "int8", "dynamic"),
+        ("onnxruntime", "fp32", "static_b8"),
+        ("onnxruntime", "fp32", "dynamic"),
+    )
+    assert choose_baseline(graphs, "cpu") == "onnxruntime fp32 dynamic"
+    assert choose_baseline(graphs[:2], "cpu") == "onnxruntime fp32 static_b8"
+
+
+def test_an_onnx_files_reference_is_onnx_runtime_fp32_on_the_imported_graph(tmp_path):
+    import onnxruntime
+    from deploybench.feeds import save_feeds
+    from deploybench.io import load_npz
+    from deploybench.stages.onnx import import_onnx
+    from deploybench.stages.prepare import reference_outputs
+
+    small_cnn_onnx(tmp_path / "cnn.onnx")
+    spec = onnx_spec(tmp_path / "cnn.onnx")
+    graph = tmp_path / "onnx" / "file" / "exported.onnx"
+    graph.parent.mkdir(parents=True)
+    import_onnx(
+        spec.as_dict(),
+        str(tmp_path / "cnn.onnx"),
+        str(graph),
+        str(graph.parent / "export.json"),
+        str(tmp_path / "model.json"),
+    )
+    pixels = np.random.default_rng(0).random((5, 3, 64, 64), dtype=np.float32)
+    save_feeds(tmp_path / "evaluation.npz", {"pixels": pixels})
+    reference_outputs(str(graph), str(tmp_path / "evaluation.npz"), 1, str(tmp_path / "out.npz"))
+    direct = onnxruntime.InferenceSession(str(tmp_path / "cnn.onnx")).run(None, {"pixels": pixels})
+    np.testing.assert_allclose(load_npz(tmp_path / "out.npz")["scores"], direct[0], rtol=1e-5)
+
+
+def test_an_onnx_files_other_symbolic_axes_are_fixed_at_the_experiments_sizes(tmp_path):
+    """As for an export: only the batch stays free, so every backend can infer every shape."""
+    import onnx
+    from deploybench.onnx_tools import simplify_onnx
+    from deploybench.stages.onnx import import_onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["tokens"], ["hidden"])],
+        "sequence_model",
+        [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["N", "seq"])],
+        [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["N", "seq"])],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "s.onnx"
+    )
+    spec = onnx_spec(
+        tmp_path / "s.onnx",
+        task="tensors",
+        inputs={"tokens": {"shape": ["batch", "sequence"]}},
+        axes={"sequence": 16},
+    )
+    out = tmp_path / "exported.onnx"
+    import_onnx(
+        spec.as_dict(),
+        str(tmp_path / "s.onnx"),
+        str(out),
+        str(tmp_path / "e.json"),
+        str(tmp_path / "m.json"),
+    )
+    facts = simplify_onnx(out, tmp_path / "dynamic.onnx", "onnxsim")
+    assert facts["fixed_axes"] == {"seq": 16}
+    dims = onnx.load(tmp_path / "dynamic.onnx").graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "N" and dims[1].dim_value == 16

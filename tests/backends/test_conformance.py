@@ -21,7 +21,7 @@ from deploybench.parity import check
 from deploybench.plan import NO_GPU_REASON
 from deploybench.specs import Tolerance, output_names, static_batch
 from deploybench.stages.inference import run_all
-from helpers import REPO, feeds, fetch, model_spec
+from helpers import REPO, feeds, fetch, model_spec, two_input_graph
 
 HOST = HostFacts(
     cpu_flags=cpu_flags(),
@@ -136,44 +136,6 @@ def test_compile_load_run_named_outputs_and_parity(
     tolerance = TOLERANCES[precision]
     assert tolerance.max_rel is None or worst.max_rel <= tolerance.max_rel, result.reason
     assert worst.cosine >= tolerance.min_cosine, result.reason
-
-
-def two_input_graph(path, batch: int | None):
-    """out = x @ W1 + (mask * c) @ W2, with the graph's inputs listed mask first: a runner that
-    fed its inputs by position in the feeds' order (x first) would swap them."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(5)
-    weights = {
-        "W1": rng.standard_normal((4, 3)).astype(np.float32),
-        "W2": rng.standard_normal((4, 3)).astype(np.float32),
-        "c": np.array([1.0, -2.0, 0.5, 3.0], np.float32),
-    }
-    rows = batch if batch is not None else "batch"
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "W1"], ["a"]),
-            helper.make_node("Mul", ["mask", "c"], ["scaled"]),
-            helper.make_node("MatMul", ["scaled", "W2"], ["b"]),
-            helper.make_node("Add", ["a", "b"], ["out"]),
-        ],
-        "two_inputs",
-        [
-            helper.make_tensor_value_info("mask", TensorProto.FLOAT, [rows, 4]),
-            helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, 4]),
-        ],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [rows, 3])],
-        [numpy_helper.from_array(value, name) for name, value in weights.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-
-    def expected(feeds):
-        return feeds["x"] @ weights["W1"] + (feeds["mask"] * weights["c"]) @ weights["W2"]
-
-    return expected
 
 
 ONNX_CASES = [

@@ -122,9 +122,10 @@ def plan(settings: Settings, host: HostFacts) -> list[Combination]:
         for precision in settings.precisions:
             reason = _why_not(backend_name, precision, host, elsewhere)
             for model, spec in settings.models.items():
+                # an ONNX file has no eager model, whether or not torch is installed
                 fed = (
-                    reason
-                    or _source_reason(spec, backend)
+                    _source_reason(spec, backend)
+                    or reason
                     or backend.dtype_reason(_input_dtypes(spec))
                 )
                 fixed = fixed_batch(spec)
