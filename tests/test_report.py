@@ -157,7 +157,8 @@ def test_a_steady_small_lead_is_not_a_tie_even_under_drift():
     assert pick["row"]["backend"] == "onnxruntime"  # faster, though its artifact is larger
 
 
-def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
+def sample_report(tmp_path, threads: int = 2) -> str:
+    """The report of a small summary with hostile config strings, timed with ``threads``."""
     summary, rounds = tmp_path / "summary.csv", tmp_path / "rounds.csv"
     frame, round_frame = summary_rows()
     # the load average and clock before and after the timings: the report shows their range
@@ -196,8 +197,15 @@ def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
         )
     )
     out = tmp_path / "report.html"
-    render_report(str(summary), str(latencies), str(rounds), [], [str(facts)], TIMING, 2, str(out))
-    html = out.read_text()
+    render_report(
+        str(summary), str(latencies), str(rounds), [], [str(facts)], TIMING, threads, str(out)
+    )
+    return out.read_text()
+
+
+def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
+    hostile = "<script>alert(1)</script>"
+    html = sample_report(tmp_path)
     assert hostile not in html and "&lt;script&gt;" in html
     assert "&lt;b&gt;why&lt;/b&gt;" in html
     assert "openvino not installed" in html
@@ -213,6 +221,19 @@ def test_report_is_self_contained_and_escapes_config_strings(tmp_path):
     assert "baseline and parity reference" in html
     assert "<td>0.25 – 1.5;" in html  # from before to after, not one of them twice
     assert "<td>2000 – 2900 MHz" in html
+
+
+@pytest.mark.parametrize("cores", [2, 32])
+def test_a_run_with_fewer_threads_than_the_host_has_cores_says_so_at_the_top(
+    tmp_path, monkeypatch, cores
+):
+    from deploybench import hardware
+
+    monkeypatch.setattr(hardware, "available_cores", lambda: cores)
+    html = sample_report(tmp_path, threads=2)
+    top = html[: html.index("</p>")]
+    assert "every backend timed with <b>2 thread(s)</b>" in top
+    assert ("on a host with 32 cores: run with more" in top) is (cores == 32)
     # a row that failed spans every result column with its reason
     assert f'<td colspan="{len(RESULT_COLUMNS)}">RuntimeError: boom</td>' in html
     # throughput in the task's unit, and the task's input spec in the model's facts
