@@ -57,7 +57,6 @@ class FakeCudaBackend(Backend):
 def test_cuda_backends_are_skipped_with_the_reason_on_a_host_without_gpu(monkeypatch):
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, f"fake_cuda={__name__}:FakeCudaBackend")
     tree = settings(
-        models={"m": None},
         backends=("fake_cuda",),
         precisions=("fp32",),
         shapes=("dynamic",),

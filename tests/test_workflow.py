@@ -284,7 +284,7 @@ def test_bad_config_fails_at_dag_build_with_a_clear_line(tmp_path, change, expec
     assert expected in result.stderr + result.stdout
 
 
-def test_missing_checkpoint_fails_in_its_job_with_one_line(tmp_path):
+def test_a_missing_checkpoint_is_refused_when_the_dag_is_built_in_one_line(tmp_path):
     config = yaml.safe_load(TINY.read_text())
     config["models"] = {
         "mine": {
@@ -296,13 +296,14 @@ def test_missing_checkpoint_fails_in_its_job_with_one_line(tmp_path):
     }
     path = tmp_path / "ckpt.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = snakemake(tmp_path, "results/models/mine/model.json", configfile=path, check=False)
+    result = snakemake(tmp_path, "report", "-n", configfile=path, check=False)
     assert result.returncode != 0
-    lines = [
-        ln for ln in (result.stderr + result.stdout).splitlines() if "deploybench: error" in ln
-    ]
-    assert lines and "absent.pt not found: fix models.<name>.checkpoint" in lines[0]
-    assert not (tmp_path / "results" / "models" / "mine" / "model.pt").exists()
+    lines = (result.stderr + result.stdout).splitlines()
+    assert (
+        f"models.mine: checkpoint {tmp_path / 'absent.pt'} not found: fix models.mine.checkpoint"
+        in lines
+    )
+    assert not (tmp_path / "results").exists()
 
 
 def test_default_config_dry_run_builds_the_dag(tmp_path):
@@ -468,6 +469,28 @@ def test_native_crashes_become_failed_records_and_the_report_still_renders(tmp_p
     assert "<td>onnxruntime</td><td>int8</td><td>dynamic</td>" in html
     log = next((workdir / "logs" / "time_inference" / "tiny" / "faulty").rglob("*.log"))
     assert "runs in child process" in log.read_text()
+
+    # once the cause is fixed: the failed jobs, and what depends on them, rerun; nothing else
+    listed = subprocess.run(
+        [sys.executable, "-m", "deploybench.retry"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "results/compiled/tiny/faulty/fp16/dynamic" in listed
+    assert "results/timings/tiny/faulty/fp32/dynamic/b1.json" in listed
+    assert not any(f"/{ok}/" in target for target in listed for ok in ("pytorch", "onnxruntime"))
+    retried = _results(
+        planned_outputs(
+            snakemake(
+                workdir, "report", "-n", "--forcerun", *listed, configfile=path, env=isolated_env()
+            ).stdout
+        )
+    )
+    assert set(listed) <= set(retried)
+    per_configuration = [o for o in retried if not o.startswith("results/comparisons/")]
+    assert per_configuration and all("/faulty/" in o for o in per_configuration)
 
 
 @pytest.mark.slow

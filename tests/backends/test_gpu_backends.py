@@ -156,7 +156,6 @@ def test_the_cpu_build_of_onnxruntime_does_not_make_the_gpu_backend_available(mo
 
 def _settings(precisions=("fp32", "fp16", "bf16", "int8")):
     return settings(
-        models={"m": None},
         backends=GPU_BACKENDS,
         precisions=precisions,
         shapes=("dynamic",),
