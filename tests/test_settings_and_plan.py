@@ -388,3 +388,90 @@ def test_a_backend_that_takes_no_integer_inputs_skips_a_text_model_with_the_reas
     }
     # the image model on the same backend, and the text model elsewhere, are planned
     assert all(r.planned for r in rows if r.model == "resnet18" or r.backend == "pytorch")
+
+
+def _planned(rows):
+    return sorted((r.model, r.backend, r.precision, r.shape, r.batch) for r in rows if r.planned)
+
+
+def test_explicit_configurations_replace_the_cross_product_and_keep_the_baseline(
+    default_config,
+):
+    config = {
+        **default_config,
+        "backends": ["onnxruntime"],
+        "precisions": ["fp32"],
+        "batch_sizes": [1],
+        "configurations": [
+            {
+                "model": "resnet18",
+                "backend": "openvino",
+                "precision": "int8",
+                "shape": "static",
+                "batch": 32,
+            },
+            {
+                "model": "resnet18",
+                "backend": "onnxruntime",
+                "precision": "fp32",
+                "shape": "dynamic",
+                "batch": 32,
+            },
+        ],
+    }
+    settings = parse_config(validated(config))
+    # what the configurations name is added to the lists, with the baseline
+    assert {"openvino", "pytorch"} <= set(settings.backends) and 32 in settings.batch_sizes
+    assert _planned(plan(settings, ZEN4)) == [
+        ("resnet18", "onnxruntime", "fp32", "dynamic", 32),
+        ("resnet18", "openvino", "int8", "static_b32", 32),
+        ("resnet18", "pytorch", "fp32", "dynamic", 32),  # the baseline, added
+    ]
+
+
+def test_exclude_leaves_out_what_it_matches_but_never_the_baseline(default_config):
+    config = {
+        **default_config,
+        "backends": ["pytorch", "onnxruntime", "openvino"],
+        "precisions": ["fp32", "int8"],
+        "shapes": ["dynamic"],
+        "batch_sizes": [1, 8],
+        "exclude": [
+            {"backend": "openvino", "precision": "int8"},
+            {"model": "efficientnet_lite0"},
+            {"batch": 8, "backend": "onnxruntime"},
+            {"backend": "pytorch"},  # the baseline: kept all the same
+        ],
+    }
+    rows = _planned(plan(parse_config(validated(config)), ZEN4))
+    assert not any(m == "efficientnet_lite0" for m, *_ in rows)
+    assert not any((b, p) == ("openvino", "int8") for _, b, p, *_ in rows)
+    assert not any((b, n) == ("onnxruntime", 8) for _, b, _, _, n in rows)
+    for model in ("resnet18", "mobilenet_v3_small"):
+        for batch in (1, 8):
+            assert (model, "pytorch", "fp32", "dynamic", batch) in rows
+        assert (model, "onnxruntime", "int8", "dynamic", 1) in rows
+        assert (model, "openvino", "fp32", "dynamic", 8) in rows
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ({"backend": "tflite"}, r"configurations\[0\]: unknown backend 'tflite'"),
+        ({"model": "resnet19"}, r"configurations\[0\]: model 'resnet19' is not configured"),
+    ],
+)
+def test_a_configuration_naming_what_does_not_exist_fails_when_the_dag_is_built(
+    default_config, pattern, message
+):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(validated({**default_config, "configurations": [pattern]}))
+
+
+def test_the_report_says_when_the_config_picked_its_configurations(default_config):
+    from deploybench.plan import selection_note
+
+    assert selection_note(parse_config(validated(default_config))) == ""
+    picked = parse_config(validated({**default_config, "exclude": [{"precision": "bf16"}]}))
+    assert "less the 1 under exclude" in selection_note(picked)
+    assert "baseline" in selection_note(picked)

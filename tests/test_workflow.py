@@ -306,6 +306,25 @@ def test_a_missing_checkpoint_is_refused_when_the_dag_is_built_in_one_line(tmp_p
     assert not (tmp_path / "results").exists()
 
 
+def test_explicit_configurations_plan_exactly_their_jobs_and_the_baseline(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["configurations"] = [
+        {"backend": "openvino", "precision": "int8", "shape": "static", "batch": 4},
+        {"backend": "onnxruntime", "precision": "fp32", "shape": "dynamic", "batch": 4},
+    ]
+    path = tmp_path / "picked.yaml"
+    path.write_text(yaml.safe_dump(config))
+    outputs = _files(planned_outputs(snakemake(tmp_path, "report", "-n", configfile=path).stdout))
+    assert sorted(o for o in outputs if o.startswith("results/timings/")) == [
+        "results/timings/tiny/onnxruntime/fp32/dynamic/b4.json",
+        "results/timings/tiny/openvino/int8/static_b4/b4.json",
+        "results/timings/tiny/pytorch/fp32/dynamic/b4.json",
+    ]
+    assert [o for o in outputs if o.startswith("results/comparisons/")] == [
+        "results/comparisons/tiny/cpu/b4.json"
+    ]
+
+
 def test_default_config_dry_run_builds_the_dag(tmp_path):
     result = snakemake(tmp_path, "report", "-n", configfile=REPO / "config" / "config.yaml")
     out = result.stdout
@@ -711,6 +730,25 @@ def test_adding_a_model_plans_only_that_models_chain(finished_run, tmp_path, pro
     files = _files(outputs)
     assert "results/summary.csv" in files and "reports/report.html" in files
     assert "results/models/tiny_too/model.pt" in _results(outputs)
+
+
+@pytest.mark.slow
+def test_measuring_again_reruns_the_timings_and_comparisons_and_keeps_every_artifact(
+    finished_run,
+):
+    """README's "measure again": what is forced is timed again; nothing is compiled again."""
+    workdir, _ = finished_run
+    outputs = _results(
+        planned_outputs(
+            snakemake(
+                workdir, "report", "-n", "--forcerun", "time_inference", "compare_configs"
+            ).stdout
+        )
+    )
+    stages = {o.split("/")[1] for o in outputs}
+    assert stages == {"timings", "comparisons"}
+    timed = list((workdir / "results" / "timings").rglob("*.json"))
+    assert len([o for o in outputs if o.startswith("results/timings/")]) == len(timed)
 
 
 @pytest.mark.slow

@@ -9,10 +9,12 @@ judged as there, not by what the planning host has installed.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .backends.base import Backend
-from .backends.registry import get_backend
+from .backends.registry import baseline_backend, device_of, get_backend, onnx_reference_backend
 from .hardware import HostFacts
 from .records import SkipRecord
 from .settings import Settings
@@ -141,4 +143,71 @@ def plan(settings: Settings, host: HostFacts) -> list[Combination]:
                         rows.append(
                             Combination(model, backend_name, precision, shape, batch, not why, why)
                         )
-    return rows
+    return _selected(rows, settings) if settings.selects else rows
+
+
+def selection_note(settings: Settings) -> str:
+    """What the report says of a run that picked its configurations ("" for the cross
+    product)."""
+    if not settings.selects:
+        return ""
+    picked = (
+        f"the {len(settings.configurations)} configuration pattern(s) under configurations"
+        if settings.configurations is not None
+        else "the cross product of backends, precisions, shapes and batch sizes"
+    )
+    left_out = f", less the {len(settings.exclude)} under exclude" if settings.exclude else ""
+    return (
+        f"This run measured {picked}{left_out}, as the config asks. Each comparison's baseline "
+        "(eager fp32; for an ONNX file ONNX Runtime fp32) was added where the config did not "
+        "name it, so that every speedup and parity verdict has its reference."
+    )
+
+
+def matches(pattern: Mapping[str, Any], row: Combination) -> bool:
+    """Whether a row is one a ``configurations``/``exclude`` pattern names (``shape: static``
+    names every static graph)."""
+    values = {
+        "model": row.model,
+        "backend": row.backend,
+        "precision": row.precision,
+        "shape": shape_kind(row.shape),
+        "batch": row.batch,
+    }
+    return all(values[key] == value for key, value in pattern.items())
+
+
+def is_baseline(row: Combination, spec: ModelSpec) -> bool:
+    """The configuration a comparison divides by: the device's eager fp32, or for an ONNX
+    file ONNX Runtime fp32 on the dynamic graph (the static one where the file fixes the
+    batch); see ``stages.compare.choose_baseline``."""
+    if row.precision != "fp32":
+        return False
+    device = device_of(row.backend)
+    if spec.has_torch_model:
+        return row.backend == baseline_backend(device)
+    fixed = fixed_batch(spec)
+    wanted = "dynamic" if fixed is None else f"static_b{fixed}"
+    return row.backend == onnx_reference_backend(device) and row.shape == wanted
+
+
+def _selected(rows: list[Combination], settings: Settings) -> list[Combination]:
+    """The rows the config's ``configurations`` name and its ``exclude`` does not; each
+    comparison's baseline is kept whatever they say, so that speedups and parity exist."""
+    chosen = [
+        r
+        for r in rows
+        if (settings.configurations is None or any(matches(p, r) for p in settings.configurations))
+        and not any(matches(p, r) for p in settings.exclude)
+    ]
+    compared = {(r.model, r.batch, device_of(r.backend)) for r in chosen}
+    kept = set(chosen)
+    return [
+        r
+        for r in rows
+        if r in kept
+        or (
+            (r.model, r.batch, device_of(r.backend)) in compared
+            and is_baseline(r, settings.models[r.model])
+        )
+    ]

@@ -50,6 +50,15 @@ class Settings:
     backend_options: dict[str, dict[str, Any]]
     partitions: dict[str, str]
     tvm_tuning: dict[str, Any]
+    #: Patterns of the configurations to run instead of the whole cross product (None: all),
+    #: and of those to leave out; each a dict of some of model, backend, precision, shape, batch.
+    configurations: tuple[dict[str, Any], ...] | None = None
+    exclude: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def selects(self) -> bool:
+        """Whether the config picks configurations rather than running the cross product."""
+        return self.configurations is not None or bool(self.exclude)
 
     def tuning(self, model: str) -> TuningSettings:
         """One model's TVM tuning budget: ``tuning.tvm`` with that model's override applied."""
@@ -85,12 +94,30 @@ def parse_config(config: dict[str, Any]) -> Settings:
             f"choose from {', '.join(models)}"
         )
 
+    configurations = config.get("configurations")
+    exclude = tuple(config.get("exclude") or ())
+    for key, patterns in (("configurations", configurations or ()), ("exclude", exclude)):
+        _check_patterns(key, patterns, models)
+    precisions = tuple(config["precisions"])
+    shapes = tuple(config["shapes"])
+    batch_sizes = tuple(config["batch_sizes"])
+    if configurations is not None:
+        # what an explicit configuration names need not be listed again; the baseline each
+        # comparison divides by is always there
+        baselines = _baseline_backends(models, configurations)
+        backends = _extended(backends, [*baselines, *(p.get("backend") for p in configurations)])
+        precisions = _extended(precisions, ["fp32", *(p.get("precision") for p in configurations)])
+        shapes = _extended(shapes, [p.get("shape") for p in configurations])
+        batch_sizes = _extended(batch_sizes, [p.get("batch") for p in configurations])
+
     return Settings(
         models=models,
         backends=backends,
-        precisions=tuple(config["precisions"]),
-        shapes=tuple(config["shapes"]),
-        batch_sizes=tuple(sorted(config["batch_sizes"])),
+        precisions=precisions,
+        shapes=shapes,
+        batch_sizes=tuple(sorted(batch_sizes)),
+        configurations=None if configurations is None else tuple(configurations),
+        exclude=exclude,
         gpu=config["gpu"],
         timing=TimingSettings(**config["timing"]),
         comparison=ComparisonSettings(**config["comparison"]),
@@ -103,6 +130,39 @@ def parse_config(config: dict[str, Any]) -> Settings:
         partitions=config["partitions"],
         tvm_tuning=tvm_tuning,
     )
+
+
+def _check_patterns(key: str, patterns, models: dict[str, ModelSpec]) -> None:
+    for index, pattern in enumerate(patterns):
+        where = f"{key}[{index}]"
+        if "model" in pattern and pattern["model"] not in models:
+            raise ConfigError(
+                f"{where}: model {pattern['model']!r} is not configured; "
+                f"choose from {', '.join(models)}"
+            )
+        if "backend" in pattern:
+            try:
+                get_backend(pattern["backend"])
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+
+
+def _baseline_backends(models: dict[str, ModelSpec], patterns) -> list[str]:
+    """The backends that give each device's baseline for the configurations asked for."""
+    from .backends.registry import baseline_backend, device_of, onnx_reference_backend
+
+    devices = {"cpu"} | {device_of(p["backend"]) for p in patterns if "backend" in p}
+    found = []
+    for device in sorted(devices):
+        if any(spec.has_torch_model for spec in models.values()):
+            found.append(baseline_backend(device))
+        if not all(spec.has_torch_model for spec in models.values()):
+            found.append(onnx_reference_backend(device))
+    return found
+
+
+def _extended(values: tuple, more) -> tuple:
+    return tuple(dict.fromkeys([*values, *(v for v in more if v is not None)]))
 
 
 def describe_validation_error(error: BaseException) -> str:

@@ -18,7 +18,7 @@ from deploybench.errors import ConfigError
 from deploybench.gpu import compute_capability, gpu_facts, gpu_present
 from deploybench.models import model_source_files
 from deploybench.placement import slurm_unreachable
-from deploybench.plan import plan
+from deploybench.plan import plan, selection_note
 from deploybench.settings import describe_validation_error, parse_config
 from deploybench.tasks import task_for
 

@@ -45,5 +45,6 @@ rule render_report:
     params:
         threads=TIMING_THREADS,
         timing=TIMING_SETTINGS,
+        selection=selection_note(SETTINGS),
     script:
         "../scripts/render_report.py"

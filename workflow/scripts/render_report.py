@@ -12,5 +12,6 @@ run_job(
     tuning_dirs=list(snakemake.input.tuning),
     timing=snakemake.params.timing,
     threads=snakemake.params.threads,
+    selection=snakemake.params.selection,
     out_html=snakemake.output[0],
 )

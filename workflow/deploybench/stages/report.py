@@ -503,6 +503,7 @@ def render_report(
     threads: int,
     out_html: str,
     tuning_dirs: list[str] = (),
+    selection: str = "",
 ) -> None:
     import jinja2
     import pandas as pd
@@ -578,6 +579,7 @@ def render_report(
         versions=versions(list(summary.backend.drop_duplicates())),
         backends=backend_facts(list(summary.backend.drop_duplicates())),
         threads=threads,
+        selection=selection,
         timing=timing,
         **timing_conditions(summary),
     )
