@@ -752,6 +752,32 @@ def test_measuring_again_reruns_the_timings_and_comparisons_and_keeps_every_arti
 
 
 @pytest.mark.slow
+def test_calibrating_on_your_images_reruns_the_int8_chain_only(finished_run, tmp_path):
+    from skimage import io
+
+    from deploybench.inputs import load_sample_image
+
+    workdir, _ = finished_run
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("chelsea", "coffee"):
+        io.imsave(photos / f"{name}.png", load_sample_image(name))
+    config = yaml.safe_load(TINY.read_text())
+    config["models"]["tiny"]["calibration_images"] = str(photos)
+    changed = tmp_path / "calibrated.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    outputs = _results(
+        planned_outputs(snakemake(workdir, "report", "-n", configfile=changed).stdout)
+    )
+    assert "results/inputs/tiny/calibration.npz" in outputs
+    compiled = [o for o in outputs if o.startswith("results/compiled/")]
+    assert compiled and all("/int8/" in o for o in compiled)
+    assert not any(
+        o.startswith(("results/models/", "results/onnx/", "results/reference/")) for o in outputs
+    )
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", PROFILES)
 def test_adding_a_batch_size_plans_only_its_timings_and_comparisons(
     finished_run, tmp_path, profile

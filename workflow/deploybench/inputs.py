@@ -6,8 +6,11 @@ model expects: resize the shorter side, center-crop, scale to 0..1, normalise.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from .errors import InputFileError
 from .specs import ModelSpec
 
 # Colour or greyscale photos and scans that skimage.data returns without a download.
@@ -35,7 +38,10 @@ def load_sample_image(name: str) -> np.ndarray:
     """An RGB uint8 image (H, W, 3) from scikit-image's bundled data."""
     from skimage import data
 
-    image = np.asarray(getattr(data, name)())
+    return _as_rgb8(np.asarray(getattr(data, name)()))
+
+
+def _as_rgb8(image: np.ndarray) -> np.ndarray:
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
     if image.ndim == 2:
@@ -110,9 +116,48 @@ def evaluation_images(spec: ModelSpec, whole: bool = False) -> tuple[np.ndarray,
     return evaluation.astype(np.float32), list(images)
 
 
+#: What a folder of the user's images may hold (case-insensitive suffixes).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The images under ``folder`` (recursively, sorted); one line naming the folder when
+    there are none."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputFileError(f"image folder {root} not found: fix the path in your config")
+    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise InputFileError(
+            f"image folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)}): add some"
+        )
+    return found
+
+
+def load_image_file(path: Path) -> np.ndarray:
+    """An RGB uint8 image (H, W, 3) from a file."""
+    from skimage import io
+
+    try:
+        image = np.asarray(io.imread(path))
+    except Exception as exc:
+        raise InputFileError(f"image {path} cannot be read ({type(exc).__name__})") from exc
+    return _as_rgb8(image)
+
+
 def calibration_images(spec: ModelSpec, size: int, seed: int) -> np.ndarray:
-    """Seeded random crops and flips of the sample images: int8 calibration data."""
-    sources = list(_all_images().values())
+    """int8 calibration data: ``size`` of the user's images (``calibration_images``), drawn
+    seeded and preprocessed as for inference; else seeded random crops and flips of the
+    sample images. A folder with fewer images than ``size`` is gone through again as random
+    crops, so the calibration set still has ``size`` samples."""
     rng = np.random.default_rng(seed)
-    calibration = np.stack([random_crop(sources[i % len(sources)], spec, rng) for i in range(size)])
-    return calibration.astype(np.float32)
+    if spec.calibration_images is None:
+        sources = list(_all_images().values())
+        samples = [random_crop(sources[i % len(sources)], spec, rng) for i in range(size)]
+        return np.stack(samples).astype(np.float32)
+    files = image_files(spec.calibration_images)
+    chosen = [files[i] for i in rng.permutation(len(files))[:size]]
+    images = [load_image_file(path) for path in chosen]
+    samples = [preprocess(image, spec) for image in images]
+    samples += [random_crop(images[i % len(images)], spec, rng) for i in range(size - len(samples))]
+    return np.stack(samples).astype(np.float32)

@@ -71,7 +71,13 @@ def parse_config(config: dict[str, Any]) -> Settings:
     models = {name: ModelSpec.from_config(name, raw) for name, raw in config["models"].items()}
     for spec in models.values():
         # an unknown task, or inputs the task cannot use, fails here in one line
-        task_for(spec).check(spec)
+        task = task_for(spec)
+        task.check(spec)
+        if spec.calibration_images is not None and not task.image_folders:
+            raise ConfigError(
+                f"models.{spec.name}: calibration_images is for image tasks; task "
+                f"{task.name} makes its own calibration data: drop it"
+            )
 
     backends = tuple(config["backends"])
     options = config["backend_options"]

@@ -20,7 +20,9 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 #: Sources whose weights may come from a checkpoint file (a DAG input: replacing it reruns).
 CHECKPOINT_SOURCES = ("checkpoint", "python")
 #: ModelSpec fields added after results existed (see ``ModelSpec.as_dict``).
-ADDED_KEYS = ("factory", "onnx")
+ADDED_KEYS = ("factory", "onnx", "calibration_images")
+#: ModelSpec fields only the calibration job reads.
+CALIBRATION_KEYS = ("calibration_images",)
 # The ONNX graph's input and first output, as the exporter names them and every runner keys them.
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -88,6 +90,8 @@ class ModelSpec:
     factory: str | None = None
     #: source onnx: the ONNX file deployed as it is (no PyTorch model).
     onnx: str | None = None
+    #: A folder of the user's own images that int8 calibration draws from (image tasks).
+    calibration_images: str | None = None
 
     def __post_init__(self) -> None:
         where = f"models.{self.name}"
@@ -178,12 +182,14 @@ class ModelSpec:
         """False for an ONNX file: no eager baseline, and the reference is ONNX Runtime fp32."""
         return self.source != "onnx"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, calibration: bool = False) -> dict[str, Any]:
+        """The spec as a job's params. Only the calibration job is handed what only it reads
+        (``calibration=True``): a new calibration folder reruns the int8 chain, nothing else."""
         spec = dataclasses.asdict(self)
         # Keys added since results were first made, left out while unset: a job's params (its
         # rerun trigger) stay as they were, so upgrading reruns nothing.
         for key in ADDED_KEYS:
-            if spec[key] is None:
+            if spec[key] is None or (key in CALIBRATION_KEYS and not calibration):
                 del spec[key]
         return spec
 

@@ -16,6 +16,7 @@ from deploybench.backends import get_backend
 from deploybench.backends.registry import device_of
 from deploybench.errors import ConfigError
 from deploybench.gpu import compute_capability, gpu_facts, gpu_present
+from deploybench.inputs import image_files
 from deploybench.models import model_source_files
 from deploybench.placement import slurm_unreachable
 from deploybench.plan import plan, selection_note
@@ -37,6 +38,11 @@ HOST = hardware.HostFacts(
 )
 # checked here, so a missing checkpoint or factory is one line before any job runs
 MODEL_FILES = {name: model_source_files(spec) for name, spec in SETTINGS.models.items()}
+CALIBRATION_FOLDERS = {
+    name: spec.calibration_images
+    for name, spec in SETTINGS.models.items()
+    if spec.calibration_images is not None and image_files(spec.calibration_images)
+}
 # An ONNX file is imported, not fetched and exported: each rule takes only its models.
 TORCH_MODELS = [name for name, spec in SETTINGS.models.items() if spec.has_torch_model]
 ONNX_MODELS = [name for name, spec in SETTINGS.models.items() if not spec.has_torch_model]
@@ -90,6 +96,10 @@ def model_spec(wildcards):
     return SETTINGS.models[wildcards.model].as_dict()
 
 
+def calibration_spec(wildcards):
+    return SETTINGS.models[wildcards.model].as_dict(calibration=True)
+
+
 def model_files(wildcards):
     """The checkpoint and the factory's module a model is built from: inputs, so replacing
     either reruns its chain."""
@@ -98,6 +108,13 @@ def model_files(wildcards):
 
 def onnx_file(wildcards):
     return MODEL_FILES[wildcards.model]["onnx"]
+
+
+def calibration_sources(wildcards):
+    """What int8 calibration draws from: the whole model for a part, and the user's image
+    folder where the model names one (adding or removing images reruns it)."""
+    folder = CALIBRATION_FOLDERS.get(wildcards.model)
+    return {**whole_model_of_part(wildcards), **({"images": folder} if folder else {})}
 
 
 def whole_model_of_part(wildcards):

@@ -37,7 +37,7 @@ rule prepare_evaluation_inputs:
 
 rule prepare_calibration_inputs:
     input:
-        unpack(whole_model_of_part),
+        unpack(calibration_sources),
     output:
         calibration="results/inputs/{model}/calibration.npz",
     log:
@@ -47,7 +47,7 @@ rule prepare_calibration_inputs:
     resources:
         slurm_partition=partition,
     params:
-        spec=model_spec,
+        spec=calibration_spec,
         size=SETTINGS.inputs.calibration_size,
         seed=SETTINGS.inputs.seed,
     script:

@@ -91,6 +91,8 @@ class Task(ABC):
     deploys: ClassVar[str] = "the whole model"
     #: The tolerance keys its :meth:`parity_measures` are judged by (``min_miou``, ...).
     measure_keys: ClassVar[tuple[str, ...]] = ()
+    #: Whether its data can come from the user's image folders (``calibration_images``).
+    image_folders: ClassVar[bool] = False
 
     def tolerance(self, precision_tolerance: Mapping[str, Any]) -> dict[str, Any]:
         """The keys of one precision's tolerance this task's parity reads, unset ones left out:

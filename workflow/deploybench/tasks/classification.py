@@ -20,6 +20,7 @@ class Classification(Task):
     name = "classification"
     unit = "images"
     class_scores = True
+    image_folders = True
 
     def check(self, spec: ModelSpec) -> None:
         if spec.source == "text_encoder":

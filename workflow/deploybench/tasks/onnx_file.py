@@ -72,6 +72,7 @@ class OnnxFile(Task):
         self.class_scores = family.class_scores
         self.measure_keys = family.measure_keys
         self.evaluation_size = family.evaluation_size
+        self.image_folders = family.image_folders
         self.deploys = "the ONNX file as it is"
 
     def signature(self, spec: ModelSpec) -> GraphSignature:

@@ -207,6 +207,7 @@ class Part(Task):
         calibration inputs are captured from."""
         self.family, self.path, self.model_dir = family, path, model_dir
         self.name = family.name
+        self.image_folders = family.image_folders
         self.deploys = f"the part {path} (inputs captured from the whole model)"
 
     def inputs(self, spec: ModelSpec) -> list[InputSpec]:
