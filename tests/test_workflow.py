@@ -753,9 +753,8 @@ def test_measuring_again_reruns_the_timings_and_comparisons_and_keeps_every_arti
 
 @pytest.mark.slow
 def test_calibrating_on_your_images_reruns_the_int8_chain_only(finished_run, tmp_path):
-    from skimage import io
-
     from deploybench.inputs import load_sample_image
+    from skimage import io
 
     workdir, _ = finished_run
     photos = tmp_path / "photos"
