@@ -163,3 +163,17 @@ def small_cnn_onnx(path, batch: int | None = None, input_size: int = 64):
         opset_version=17,
     )
     return model
+
+
+def labelled_photos(folder, names: dict[str, str] | None = None):
+    """tests/data/labelled_photos.yaml as an ImageFolder layout under ``folder``: a folder per
+    class, named by its ImageNet index, or with ``names`` (index -> name) by name."""
+    from deploybench.inputs import load_sample_image
+    from skimage import io
+
+    labels = yaml.safe_load((REPO / "tests" / "data" / "labelled_photos.yaml").read_text())
+    for photo, index in labels.items():
+        label = names[str(index)] if names else str(index)
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        io.imsave(folder / label / f"{photo}.png", load_sample_image(photo))
+    return folder, labels

@@ -134,3 +134,45 @@ def test_paired_rounds_must_line_up(top, bottom):
 def test_rounds_without_a_positive_denominator_are_left_out():
     estimate = paired_ratio(np.array([6.0, 6.0, 6.0]), np.array([0.0, -1.0, 2.0]))
     assert estimate.rounds == 1 and estimate.ratio == 3.0
+
+
+def test_wilson_interval_matches_the_textbook_and_stays_inside_zero_and_one():
+    from deploybench.stats import wilson_interval
+
+    eighty_one = wilson_interval(81, 100)
+    assert eighty_one.value == 0.81
+    assert (round(eighty_one.low, 4), round(eighty_one.high, 4)) == (0.7222, 0.8749)
+    all_right = wilson_interval(16, 16)
+    assert all_right.high == 1.0 and 0.79 < all_right.low < 0.81  # not [1, 1]
+    # 16 images cannot separate 0.81 from 0.94: their intervals overlap
+    assert wilson_interval(13, 16).high > wilson_interval(15, 16).low
+
+
+def test_the_paired_change_interval_contains_the_change_and_narrows_with_more_images():
+    from deploybench.stats import paired_difference
+
+    def pairs(both, only_candidate, only_reference, neither, scale=1):
+        candidate = [1] * both + [1] * only_candidate + [0] * only_reference + [0] * neither
+        reference = [1] * both + [0] * only_candidate + [1] * only_reference + [0] * neither
+        return np.repeat(candidate, scale), np.repeat(reference, scale)
+
+    small = paired_difference(*pairs(70, 2, 8, 20))
+    assert small.value == -0.06 and small.low < -0.06 < small.high
+    large = paired_difference(*pairs(70, 2, 8, 20, scale=10))
+    assert large.low < -0.06 < large.high and (large.high - large.low) < (small.high - small.low)
+    assert large.high < 0  # 1000 images tell this drop from none; 100 do not
+    assert small.high > 0
+    # the sample size the drop needs sits between the two
+    assert 100 < small.images_needed < 1000 and small.images_needed == large.images_needed
+    # swapping the sides mirrors the interval
+    mirrored = paired_difference(*reversed(pairs(70, 2, 8, 20)))
+    assert (round(mirrored.low, 12), round(mirrored.high, 12)) == (
+        round(-small.high, 12),
+        round(-small.low, 12),
+    )
+    identical = paired_difference(*pairs(90, 0, 0, 10))
+    assert (
+        identical.value == 0
+        and identical.images_needed is None
+        and identical.low < 0 < identical.high
+    )

@@ -869,6 +869,14 @@ def test_your_factory_and_fine_tuned_checkpoint_run_and_replacing_either_file_re
     torch.save(module.build(num_classes=10, width=8).state_dict(), tmp_path / "mine.pt")
     tuned = torchvision.models.mobilenet_v3_small(weights=None, num_classes=10)
     torch.save({"model": tuned.state_dict()}, tmp_path / "tuned.pt")
+    # judged on hand-labelled photos too: its 10 classes named in a labels file
+    from helpers import labelled_photos
+
+    names = {"281": "cat", "967": "espresso", "409": "clock", "657": "missile"}
+    labelled_photos(tmp_path / "photos", names)
+    (tmp_path / "labels.txt").write_text(
+        "\n".join([*names.values(), *(f"other{i}" for i in range(6))])
+    )
     config = yaml.safe_load(TINY.read_text())
     config.update(
         models={
@@ -878,6 +886,8 @@ def test_your_factory_and_fine_tuned_checkpoint_run_and_replacing_either_file_re
                 "builder_options": {"num_classes": 10, "width": 8},
                 "checkpoint": str(tmp_path / "mine.pt"),
                 "input_size": 64,
+                "evaluation_images": str(tmp_path / "photos"),
+                "labels": str(tmp_path / "labels.txt"),
             },
             "tuned": {
                 "source": "checkpoint",
@@ -905,8 +915,18 @@ def test_your_factory_and_fine_tuned_checkpoint_run_and_replacing_either_file_re
     # the tuned checkpoint's weights are torchvision's random init: its scores carry too little
     # signal for agreement to be judged, its errors are
     assert verdicts["mine"] == "pass" and verdicts["tuned"] in ("pass", "inconclusive"), rows
+    for row in rows:
+        labelled = row["model"] == "mine"
+        images = row["parity_accuracy_images"]
+        assert (images != "" and float(images) == 4) is labelled, row
+        if labelled:
+            low, top1, high = (
+                float(row[f"parity_accuracy_top1{s}"]) for s in ("_low", "", "_high")
+            )
+            assert 0 <= low <= top1 <= high <= 1
     html = (tmp_path / "reports" / "report.html").read_text()
     assert f"<code>{factory}:build</code>" in html
+    assert "Accuracy on your labelled images" in html
 
     def rerun_plan():
         return _results(

@@ -90,3 +90,72 @@ def test_only_the_calibration_job_is_handed_the_folder_so_only_the_int8_chain_re
     )
     assert "calibration_images" not in spec.as_dict()
     assert spec.as_dict(calibration=True)["calibration_images"] == "photos"
+
+
+# ---------------------------------------------------------------- labelled images, accuracy
+
+
+def test_an_image_folder_by_class_index_or_by_name_gives_each_image_its_label(tmp_path):
+    from deploybench.inputs import labelled_images
+    from helpers import labelled_photos
+
+    folder, labels = labelled_photos(tmp_path / "by_index")
+    files, targets = labelled_images(folder, None)
+    assert {p.stem: int(t) for p, t in zip(files, targets, strict=True)} == labels
+    # by name: a labels file, one class name per line in output order
+    names = {str(i): f"class{i}" for i in labels.values()}
+    named, _ = labelled_photos(tmp_path / "by_name", names)
+    label_file = tmp_path / "labels.txt"
+    label_file.write_text("\n".join(f"class{i}" for i in range(1000)) + "\n")
+    files, targets = labelled_images(named, label_file)
+    assert {p.stem: int(t) for p, t in zip(files, targets, strict=True)} == labels
+
+
+def test_a_folder_the_labels_do_not_name_or_loose_images_are_one_line_naming_the_folder(tmp_path):
+    from deploybench.inputs import labelled_images
+    from helpers import labelled_photos
+
+    folder, _ = labelled_photos(
+        tmp_path / "photos", {"281": "cat", "967": "espresso", "409": "clock", "657": "missile"}
+    )
+    label_file = tmp_path / "labels.txt"
+    label_file.write_text("cat\nespresso\nclock\n")
+    with pytest.raises(InputFileError, match=r"photos: class folder\(s\) missile not in") as info:
+        labelled_images(folder, label_file)
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputFileError, match="not class indices"):
+        labelled_images(folder, None)
+    (folder / "cat" / "chelsea.png").rename(folder / "chelsea.png")
+    with pytest.raises(InputFileError, match="outside class folders"):
+        labelled_images(folder, label_file)
+
+
+def test_accuracy_counts_top1_and_top5_and_pairs_the_change_with_the_reference():
+    from deploybench.parity import labelled_accuracy
+
+    labels = np.array([0, 1, 2, 3, 4, 5, 6, 7])
+    reference = np.eye(10)[labels] * 5.0  # right on every image
+    candidate = reference.copy()
+    candidate[0] = np.eye(10)[9] * 5 + np.eye(10)[0] * 4  # second choice: top-5 only
+    candidate[1] = np.eye(10)[9] * 5  # the label nowhere near the top
+    accuracy = labelled_accuracy(reference, candidate, labels)
+    assert (accuracy["top1"], accuracy["reference_top1"]) == (6 / 8, 1.0)
+    assert accuracy["top5"] == 8 / 8 and accuracy["reference_top5"] == 1.0
+    assert accuracy["change"] == -2 / 8 and accuracy["discordant"] == 2
+    assert accuracy["change_low"] < -2 / 8 < accuracy["change_high"]
+    assert accuracy["top1_low"] < 0.75 < accuracy["top1_high"]
+    assert accuracy["images_needed"] > 8
+
+
+def test_evaluation_images_are_for_classification_and_labels_need_them(tmp_path):
+    text = {
+        "source": "text_encoder",
+        "architecture": "tiny",
+        "task": "text-encoder",
+        "axes": {"sequence": 16},
+    }
+    with pytest.raises(ConfigError, match="evaluation_images .* is for task classification"):
+        parse_config(validated({"models": {"t": {**text, "evaluation_images": str(tmp_path)}}}))
+    image = {"source": "torchvision", "architecture": "resnet18", "labels": "labels.txt"}
+    with pytest.raises(ConfigError, match="labels names the classes of evaluation_images"):
+        parse_config(validated({"models": {"m": image}}))

@@ -145,6 +145,47 @@ def load_image_file(path: Path) -> np.ndarray:
     return _as_rgb8(image)
 
 
+#: The evaluation file's key for the images' class indices, where they are labelled.
+LABELS = "labels"
+
+
+def labelled_images(folder: str | Path, labels: str | Path | None) -> tuple[list[Path], np.ndarray]:
+    """The images of an ImageFolder layout (one folder per class, named as in ``labels``: one
+    class name per line, in the model's output order; without it, folders named by the class
+    index) and their class indices. One line naming the folder where they do not fit."""
+    root = Path(folder)
+    files = image_files(root)
+    classes = sorted({path.relative_to(root).parts[0] for path in files if path.parent != root})
+    loose = [path.name for path in files if path.parent == root]
+    if loose or not classes:
+        raise InputFileError(
+            f"image folder {root} holds images outside class folders ({', '.join(loose[:3])}): "
+            "put each image in a folder named by its class"
+        )
+    if labels is not None:
+        names = [line.strip() for line in Path(labels).read_text().splitlines() if line.strip()]
+        index = {name: i for i, name in enumerate(names)}
+        hint = f"not in {labels} (one class name per line, in the model's output order)"
+    else:
+        index = {name: int(name) for name in classes if name.isdigit()}
+        hint = "not class indices: name the folders by index, or give labels: a file of names"
+    unknown = [name for name in classes if name not in index]
+    if unknown:
+        raise InputFileError(
+            f"image folder {root}: class folder(s) {', '.join(unknown[:5])} {hint}"
+        )
+    targets = np.array([index[path.relative_to(root).parts[0]] for path in files], np.int64)
+    return files, targets
+
+
+def labelled_evaluation(spec: ModelSpec) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """The user's labelled images, preprocessed as for inference, their names and labels."""
+    files, targets = labelled_images(spec.evaluation_images, spec.labels)
+    images = np.stack([preprocess(load_image_file(path), spec) for path in files])
+    names = [str(path.relative_to(spec.evaluation_images)) for path in files]
+    return images.astype(np.float32), names, targets
+
+
 def calibration_images(spec: ModelSpec, size: int, seed: int) -> np.ndarray:
     """int8 calibration data: ``size`` of the user's images (``calibration_images``), drawn
     seeded and preprocessed as for inference; else seeded random crops and flips of the

@@ -189,3 +189,38 @@ def check(
             measures,
         )
     return ParityResult("pass", "within tolerance", False, outputs, names, measures)
+
+
+def labelled_accuracy(
+    reference_scores: np.ndarray, candidate_scores: np.ndarray, labels: np.ndarray
+) -> dict[str, float | int | None]:
+    """Top-1 and top-5 accuracy of class scores against the images' labels, the reference's
+    on the same images, and the paired change with its interval (the fields of
+    ``records.LabelledAccuracy``)."""
+    from .stats import paired_difference, wilson_interval
+
+    labels = np.asarray(labels).astype(np.int64)
+    candidate_scores = candidate_scores.reshape(len(labels), -1)
+    reference_scores = reference_scores.reshape(len(labels), -1)
+
+    def right(scores: np.ndarray, k: int) -> np.ndarray:
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.any(top == labels[:, None], axis=1)
+
+    mine, theirs = right(candidate_scores, 1), right(reference_scores, 1)
+    top1 = wilson_interval(int(mine.sum()), len(labels))
+    change = paired_difference(mine, theirs)
+    return dict(
+        images=len(labels),
+        top1=top1.value,
+        top1_low=top1.low,
+        top1_high=top1.high,
+        top5=float(right(candidate_scores, 5).mean()),
+        reference_top1=float(theirs.mean()),
+        reference_top5=float(right(reference_scores, 5).mean()),
+        change=change.value,
+        change_low=change.low,
+        change_high=change.high,
+        discordant=change.discordant,
+        images_needed=change.images_needed,
+    )

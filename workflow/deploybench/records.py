@@ -222,6 +222,27 @@ class SkipRecord(Record):
 
 
 @dataclass(kw_only=True)
+class LabelledAccuracy:
+    """Accuracy on the user's labelled images (``evaluation_images``): this configuration's,
+    the reference's on the same images, and the change, each with its 95% interval."""
+
+    images: int
+    top1: float
+    top1_low: float
+    top1_high: float
+    top5: float
+    reference_top1: float
+    reference_top5: float
+    change: float  # top-1, this configuration minus the reference
+    change_low: float
+    change_high: float
+    # images one side classified right and the other wrong: all the change rests on these
+    discordant: int
+    # how many images would tell a change of this size from none (5%, 80% power)
+    images_needed: int | None = None
+
+
+@dataclass(kw_only=True)
 class ParityRecord(Record):
     KIND: ClassVar[str] = "parity"
     verdict: str = "not run"  # pass | fail | inconclusive | not run
@@ -230,6 +251,7 @@ class ParityRecord(Record):
     outputs: list[OutputParity] = field(default_factory=list, metadata=FIRST)
     # the task's own, after its post-processing: {"miou": 0.97, ...}
     measures: dict[str, float] = field(default_factory=dict)
+    accuracy: LabelledAccuracy | None = None
     output_names: list[str] = field(default_factory=list, metadata=DETAIL)
     tolerance: dict[str, Any] = field(default_factory=dict, metadata=DETAIL)
     execution: dict[str, Any] = field(default_factory=dict, metadata=DETAIL)

@@ -78,6 +78,15 @@ def parse_config(config: dict[str, Any]) -> Settings:
                 f"models.{spec.name}: calibration_images is for image tasks; task "
                 f"{task.name} makes its own calibration data: drop it"
             )
+        if spec.evaluation_images is not None and not (task.image_folders and task.class_scores):
+            raise ConfigError(
+                f"models.{spec.name}: evaluation_images (labelled, for accuracy) is for task "
+                f"classification, not {task.name}: drop it"
+            )
+        if spec.labels is not None and spec.evaluation_images is None:
+            raise ConfigError(
+                f"models.{spec.name}: labels names the classes of evaluation_images: set that too"
+            )
 
     backends = tuple(config["backends"])
     options = config["backend_options"]

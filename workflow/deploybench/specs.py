@@ -20,7 +20,7 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 #: Sources whose weights may come from a checkpoint file (a DAG input: replacing it reruns).
 CHECKPOINT_SOURCES = ("checkpoint", "python")
 #: ModelSpec fields added after results existed (see ``ModelSpec.as_dict``).
-ADDED_KEYS = ("factory", "onnx", "calibration_images")
+ADDED_KEYS = ("factory", "onnx", "calibration_images", "evaluation_images", "labels")
 #: ModelSpec fields only the calibration job reads.
 CALIBRATION_KEYS = ("calibration_images",)
 # The ONNX graph's input and first output, as the exporter names them and every runner keys them.
@@ -92,6 +92,10 @@ class ModelSpec:
     onnx: str | None = None
     #: A folder of the user's own images that int8 calibration draws from (image tasks).
     calibration_images: str | None = None
+    #: The user's labelled images (one folder per class) that every configuration is judged
+    #: on, accuracy included; ``labels``: the class names in output order, one per line.
+    evaluation_images: str | None = None
+    labels: str | None = None
 
     def __post_init__(self) -> None:
         where = f"models.{self.name}"

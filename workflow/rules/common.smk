@@ -16,7 +16,7 @@ from deploybench.backends import get_backend
 from deploybench.backends.registry import device_of
 from deploybench.errors import ConfigError
 from deploybench.gpu import compute_capability, gpu_facts, gpu_present
-from deploybench.inputs import image_files
+from deploybench.inputs import image_files, labelled_images
 from deploybench.models import model_source_files
 from deploybench.placement import slurm_unreachable
 from deploybench.plan import plan, selection_note
@@ -38,6 +38,16 @@ HOST = hardware.HostFacts(
 )
 # checked here, so a missing checkpoint or factory is one line before any job runs
 MODEL_FILES = {name: model_source_files(spec) for name, spec in SETTINGS.models.items()}
+EVALUATION_FILES = {
+    name: {
+        "images": spec.evaluation_images,
+        **({"labels": spec.labels} if spec.labels else {}),
+    }
+    for name, spec in SETTINGS.models.items()
+    # the layout and the labels are checked here: one line before any job runs
+    if spec.evaluation_images is not None
+    and labelled_images(spec.evaluation_images, spec.labels)
+}
 CALIBRATION_FOLDERS = {
     name: spec.calibration_images
     for name, spec in SETTINGS.models.items()
@@ -108,6 +118,12 @@ def model_files(wildcards):
 
 def onnx_file(wildcards):
     return MODEL_FILES[wildcards.model]["onnx"]
+
+
+def evaluation_sources(wildcards):
+    """What the evaluation samples come from: the whole model for a part, the imported graph
+    for an ONNX file, and the user's labelled images and their labels where given."""
+    return {**whole_model_of_part(wildcards), **EVALUATION_FILES.get(wildcards.model, {})}
 
 
 def calibration_sources(wildcards):

@@ -20,7 +20,7 @@ rule fetch_model:
 
 rule prepare_evaluation_inputs:
     input:
-        unpack(whole_model_of_part),
+        unpack(evaluation_sources),
     output:
         evaluation="results/inputs/{model}/evaluation.npz",
     log:

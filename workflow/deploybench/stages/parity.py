@@ -8,10 +8,11 @@ from pathlib import Path
 
 from ..backends import Backend
 from ..feeds import feed_count, load_feeds
+from ..inputs import LABELS
 from ..io import load_npz
 from ..isolation import phase
-from ..parity import check
-from ..records import ParityRecord
+from ..parity import check, labelled_accuracy
+from ..records import LabelledAccuracy, ParityRecord
 from ..specs import ConfigKey, LimitSettings, ModelSpec, Tolerance, static_batch
 from ..tasks import task_for
 from .common import bind_backend, compile_failure, isolated_record, stage_limits
@@ -48,12 +49,20 @@ def check_parity(
         load_npz(reference_npz),
         tolerance,
         ModelSpec(**spec),
+        load_npz(inputs_npz).get(LABELS),
     )
     isolated_record(ParityRecord, config, work, stage_limits(limits, "parity")).write(out_json)
 
 
 def _compare(
-    config, backend: Backend, artifact_dir, evaluation, reference, tolerance, spec: ModelSpec
+    config,
+    backend: Backend,
+    artifact_dir,
+    evaluation,
+    reference,
+    tolerance,
+    spec: ModelSpec,
+    labels=None,
 ):
     phase("load")
     with backend.load(artifact_dir) as runner:
@@ -64,6 +73,11 @@ def _compare(
     measures = task.parity_measures(spec, reference, outputs)
     result = check(reference, outputs, tolerance, task.class_scores, measures)
     log.info("parity %s: %s", result.verdict, result.reason)
+    accuracy = None
+    if labels is not None and task.class_scores:
+        scores = next(iter(outputs))  # the class scores: the first output
+        accuracy = LabelledAccuracy(**labelled_accuracy(reference[scores], outputs[scores], labels))
+        log.info("top-1 accuracy %.3f (reference %.3f)", accuracy.top1, accuracy.reference_top1)
     return ParityRecord.ok(
         config,
         reason=result.reason,
@@ -72,6 +86,7 @@ def _compare(
         outputs=result.outputs,
         output_names=result.output_names,
         measures=result.measures,
+        accuracy=accuracy,
         images=feed_count(evaluation),
         tolerance={k: v for k, v in tolerance.params().items() if v is not None},
         execution=execution,

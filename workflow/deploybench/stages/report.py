@@ -569,6 +569,9 @@ def render_report(
         identity_columns=IDENTITY_COLUMNS,
         baselines=sorted(summary.cmp_baseline.dropna().unique()),
         parity_rows=parity_table_rows(summary),
+        accuracy_rows=[
+            r for r in parity_table_rows(summary) if not missing(r.get("parity_accuracy_images"))
+        ],
         problems=problem_rows(summary),
         onnx_facts=onnx_facts,
         tunings=tunings,

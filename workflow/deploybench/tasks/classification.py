@@ -39,8 +39,11 @@ class Classification(Task):
         return output_names(count)
 
     def evaluation_feeds(self, spec: ModelSpec) -> tuple[Feeds, dict[str, Any]]:
-        from ..inputs import evaluation_images
+        from ..inputs import LABELS, evaluation_images, labelled_evaluation
 
+        if spec.evaluation_images is not None:
+            images, names, labels = labelled_evaluation(spec)
+            return {INPUT_NAME: images}, {"image_names": np.asarray(names), LABELS: labels}
         images, names = evaluation_images(spec)
         return {INPUT_NAME: images}, {"image_names": np.asarray(names)}
 
