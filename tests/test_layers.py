@@ -17,7 +17,7 @@ LAYERS = {
     3: ("backends",),
     4: ("settings", "plan"),
     5: ("stages",),
-    6: ("entry", "worker"),
+    6: ("entry", "worker", "retry"),
 }
 
 

@@ -55,7 +55,9 @@ CALIBRATION_FOLDERS = {
 }
 # An ONNX file is imported, not fetched and exported: each rule takes only its models.
 TORCH_MODELS = [name for name, spec in SETTINGS.models.items() if spec.has_torch_model]
-ONNX_MODELS = [name for name, spec in SETTINGS.models.items() if not spec.has_torch_model]
+ONNX_MODELS = [
+    name for name, spec in SETTINGS.models.items() if not spec.has_torch_model
+]
 PLAN = plan(SETTINGS, HOST)
 PLANNED = [row for row in PLAN if row.planned]
 SKIPPED = [row.skip_record().to_json() for row in PLAN if not row.planned]
@@ -123,7 +125,10 @@ def onnx_file(wildcards):
 def evaluation_sources(wildcards):
     """What the evaluation samples come from: the whole model for a part, the imported graph
     for an ONNX file, and the user's labelled images and their labels where given."""
-    return {**whole_model_of_part(wildcards), **EVALUATION_FILES.get(wildcards.model, {})}
+    return {
+        **whole_model_of_part(wildcards),
+        **EVALUATION_FILES.get(wildcards.model, {}),
+    }
 
 
 def calibration_sources(wildcards):
@@ -135,7 +140,8 @@ def calibration_sources(wildcards):
 
 def whole_model_of_part(wildcards):
     """A deployed part's inputs are captured from the whole model: its weights. An ONNX file's
-    data is named after its graph's inputs: the imported graph, checked. Else nothing."""
+    data is named after its graph's inputs: the imported graph, checked. Else nothing.
+    """
     spec = SETTINGS.models[wildcards.model]
     if not spec.has_torch_model:
         return {"graph": f"results/onnx/{wildcards.model}/exported.onnx"}

@@ -4,10 +4,10 @@ rule fetch_model:
     output:
         weights="results/models/{model}/model.pt",
         facts="results/models/{model}/model.json",
-    wildcard_constraints:
-        model=_alternatives(TORCH_MODELS),
     log:
         "logs/fetch_model/{model}.log",
+    wildcard_constraints:
+        model=_alternatives(TORCH_MODELS),
     conda:
         "../../envs/workflow.yaml"
     resources:

@@ -7,12 +7,12 @@ rule export_onnx:
     output:
         onnx="results/onnx/{model}/exported.onnx",
         facts="results/onnx/{model}/export.json",
-    wildcard_constraints:
-        model=_alternatives(TORCH_MODELS),
     log:
         "logs/export_onnx/{model}.log",
     benchmark:
         "benchmarks/export_onnx/{model}.tsv"
+    wildcard_constraints:
+        model=_alternatives(TORCH_MODELS),
     conda:
         "../../envs/workflow.yaml"
     resources:
@@ -32,10 +32,10 @@ rule import_onnx:
         onnx="results/onnx/{model}/exported.onnx",
         facts="results/onnx/{model}/export.json",
         model_facts="results/models/{model}/model.json",
-    wildcard_constraints:
-        model=_alternatives(ONNX_MODELS),
     log:
         "logs/import_onnx/{model}.log",
+    wildcard_constraints:
+        model=_alternatives(ONNX_MODELS),
     conda:
         "../../envs/workflow.yaml"
     resources:
