@@ -176,3 +176,11 @@ def test_the_paired_change_interval_contains_the_change_and_narrows_with_more_im
         and identical.images_needed is None
         and identical.low < 0 < identical.high
     )
+    # four images both sides got the same: no evidence they always will (no zero-width interval)
+    four = paired_difference(*pairs(2, 0, 0, 2))
+    assert four.high - four.low > 0.5
+    # Agresti and Min's (2005) interval by hand for b=2, c=8, n=100: half a case added per cell
+    b, c, m = 2.5, 8.5, 102
+    half = 1.959963984540054 * np.sqrt((b + c) - (b - c) ** 2 / m) / m
+    assert small.low == pytest.approx((b - c) / m - half)
+    assert small.high == pytest.approx((b - c) / m + half)
