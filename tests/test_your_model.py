@@ -367,3 +367,25 @@ def test_an_onnx_files_other_symbolic_axes_are_fixed_at_the_experiments_sizes(tm
     assert facts["fixed_axes"] == {"seq": 16}
     dims = onnx.load(tmp_path / "dynamic.onnx").graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == "N" and dims[1].dim_value == 16
+
+
+def test_picked_configurations_of_an_onnx_file_keep_its_onnx_runtime_baseline(tmp_path):
+    from deploybench.hardware import HostFacts
+    from deploybench.plan import plan
+    from deploybench.settings import parse_config
+    from helpers import validated
+
+    small_cnn_onnx(tmp_path / "free.onnx")
+    config = {
+        "models": {
+            "free": {"source": "onnx", "onnx": str(tmp_path / "free.onnx"), "input_size": 64}
+        },
+        "shapes": ["static"],
+        "batch_sizes": [1],
+        "configurations": [{"backend": "openvino", "precision": "int8", "shape": "static"}],
+    }
+    rows = plan(parse_config(validated(config)), HostFacts(frozenset(), has_gpu=False))
+    assert sorted((r.backend, r.precision, r.shape) for r in rows if r.planned) == [
+        ("onnxruntime", "fp32", "dynamic"),  # the baseline, on the dynamic graph
+        ("openvino", "int8", "static_b1"),
+    ]

@@ -122,7 +122,11 @@ def parse_config(config: dict[str, Any]) -> Settings:
         baselines = _baseline_backends(models, configurations)
         backends = _extended(backends, [*baselines, *(p.get("backend") for p in configurations)])
         precisions = _extended(precisions, ["fp32", *(p.get("precision") for p in configurations)])
-        shapes = _extended(shapes, [p.get("shape") for p in configurations])
+        # an ONNX file's baseline is its dynamic graph, or its static one where it fixes the batch
+        graphs = (
+            ["dynamic", "static"] if not all(m.has_torch_model for m in models.values()) else []
+        )
+        shapes = _extended(shapes, [*graphs, *(p.get("shape") for p in configurations)])
         batch_sizes = _extended(batch_sizes, [p.get("batch") for p in configurations])
 
     return Settings(
