@@ -47,19 +47,20 @@ def device_of(name: str) -> str:
     return get_backend(name).device
 
 
-def onnx_reference_backend(device: str = "cpu") -> str:
-    """The baseline and parity reference on ``device`` of a model that is an ONNX file."""
+def _declared(flag: str, device: str, what: str) -> str:
+    """The first registered backend on ``device`` whose class sets ``flag``."""
     for name in registered():
         backend = get_backend(name)
-        if backend.onnx_reference and backend.device == device:
+        if getattr(backend, flag) and backend.device == device:
             return name
-    raise ConfigError(f"no backend is registered as the ONNX files' reference on {device}")
+    raise ConfigError(f"no backend is registered as {what} on {device}")
+
+
+def onnx_reference_backend(device: str = "cpu") -> str:
+    """The baseline and parity reference on ``device`` of a model that is an ONNX file."""
+    return _declared("onnx_reference", device, "the ONNX files' reference")
 
 
 def baseline_backend(device: str = "cpu") -> str:
     """The backend every speedup on ``device`` is measured against (and the parity reference)."""
-    for name in registered():
-        backend = get_backend(name)
-        if backend.baseline and backend.device == device:
-            return name
-    raise ConfigError(f"no baseline backend is registered for {device}")
+    return _declared("baseline", device, "the baseline")
