@@ -53,14 +53,14 @@ def _declared(flag: str, device: str, what: str) -> str:
         backend = get_backend(name)
         if getattr(backend, flag) and backend.device == device:
             return name
-    raise ConfigError(f"no backend is registered as {what} on {device}")
+    raise ConfigError(f"no {what} backend is registered for {device}")
 
 
 def onnx_reference_backend(device: str = "cpu") -> str:
     """The baseline and parity reference on ``device`` of a model that is an ONNX file."""
-    return _declared("onnx_reference", device, "the ONNX files' reference")
+    return _declared("onnx_reference", device, "ONNX-file reference")
 
 
 def baseline_backend(device: str = "cpu") -> str:
     """The backend every speedup on ``device`` is measured against (and the parity reference)."""
-    return _declared("baseline", device, "the baseline")
+    return _declared("baseline", device, "baseline")
