@@ -9,5 +9,5 @@ run_job(
     spec=snakemake.params.spec,
     out_path=snakemake.output.evaluation,
     # a part's inputs are captured from the whole model: its weights are an input then
-    model_dir=os.path.dirname(snakemake.input.weights) if "weights" in snakemake.input else None,
+    model_dir=os.path.dirname(weights) if (weights := snakemake.input.get("weights")) else None,
 )
