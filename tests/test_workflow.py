@@ -888,6 +888,7 @@ def test_your_factory_and_fine_tuned_checkpoint_run_and_replacing_either_file_re
                 "input_size": 64,
                 "evaluation_images": str(tmp_path / "photos"),
                 "labels": str(tmp_path / "labels.txt"),
+                "calibration_images": str(tmp_path / "photos"),  # int8 calibrated on them
             },
             "tuned": {
                 "source": "checkpoint",
@@ -901,16 +902,29 @@ def test_your_factory_and_fine_tuned_checkpoint_run_and_replacing_either_file_re
         precisions=["fp32"],
         shapes=["dynamic"],
         batch_sizes=[1],
+        configurations=[
+            {"backend": "onnxruntime", "precision": "fp32"},
+            {"model": "mine", "backend": "onnxruntime", "precision": "int8"},
+        ],
     )
     configfile = tmp_path / "yours.yaml"
     configfile.write_text(yaml.safe_dump(config))
     snakemake(tmp_path, "report", configfile=configfile)
     rows = list(csv.DictReader((tmp_path / "results" / "summary.csv").open()))
-    assert {(r["model"], r["backend"], r["status"]) for r in rows} == {
-        (model, backend, "ok")
-        for model in ("mine", "tuned")
-        for backend in ("pytorch", "onnxruntime")
+    ran = {(r["model"], r["backend"], r["precision"]) for r in rows if r["status"] == "ok"}
+    assert ran == {
+        *(
+            (model, backend, "fp32")
+            for model in ("mine", "tuned")
+            for backend in ("pytorch", "onnxruntime")
+        ),
+        ("mine", "onnxruntime", "int8"),
     }
+    import numpy as np
+
+    calibration = np.load(tmp_path / "results" / "inputs" / "mine" / "calibration.npz")
+    assert calibration["feed_0"].shape == (8, 3, 64, 64)  # 4 photos, then crops of them
+    rows = [r for r in rows if r["precision"] == "fp32"]
     verdicts = {r["model"]: r["parity_verdict"] for r in rows if r["backend"] == "onnxruntime"}
     # the tuned checkpoint's weights are torchvision's random init: its scores carry too little
     # signal for agreement to be judged, its errors are
