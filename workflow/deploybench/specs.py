@@ -191,7 +191,7 @@ class ModelSpec:
         (``calibration=True``): a new calibration folder reruns the int8 chain, nothing else."""
         spec = dataclasses.asdict(self)
         # Keys added since results were first made, left out while unset: a job's params (its
-        # rerun trigger) stay as they were, so upgrading reruns nothing.
+        # rerun trigger) stay as they were, so upgrading refetches no model for them.
         for key in ADDED_KEYS:
             if spec[key] is None or (key in CALIBRATION_KEYS and not calibration):
                 del spec[key]
