@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, InputFileError
+from .errors import ConfigError, InputFileError, first_line
 from .feeds import feed_count
 from .io import atomic_path, read_json, write_json
 from .specs import ModelSpec
@@ -96,7 +96,7 @@ def find_factory(reference: str) -> tuple[Callable[..., Any], Path | None]:
         raise
     except Exception as exc:
         raise ConfigError(
-            f"factory {reference}: cannot import {where} ({_first_line(exc)})"
+            f"factory {reference}: cannot import {where} ({first_line(exc)})"
         ) from exc
     function = getattr(module, name, None)
     if not callable(function):
@@ -157,18 +157,12 @@ def build_from_factory(reference: str, options: dict[str, Any]):
     try:
         model = function(**options)
     except Exception as exc:
-        raise ConfigError(f"factory {reference} failed: {_first_line(exc)}") from exc
+        raise ConfigError(f"factory {reference} failed: {first_line(exc)}") from exc
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(
             f"factory {reference} returned {type(model).__name__}, not a torch.nn.Module"
         )
     return model
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def random_torchvision(architecture: str, options: dict[str, Any] | None = None):

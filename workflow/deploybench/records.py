@@ -12,7 +12,6 @@ import dataclasses
 import enum
 import math
 import platform
-import re
 import traceback
 import types
 import typing
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from .errors import ConfigError, InputFileError
+from .errors import ConfigError, InputFileError, first_line
 from .io import read_json, write_json
 from .parity import OutputParity
 from .specs import ConfigKey
@@ -53,18 +52,6 @@ def missing(value: Any) -> bool:
         return math.isnan(value)
     except (TypeError, ValueError):
         return False
-
-
-# Lines that say where in a library's C++ an error was raised, not what went wrong.
-_LOCATION_ONLY = re.compile(r"^(Check '.*' failed at \S+|Exception from \S+:\d+:|Summary:)$")
-
-
-def first_line(exc: BaseException, limit: int = 300) -> str:
-    """The error's type and its first few meaningful lines, on one line."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    meaningful = [ln.lstrip("- ") for ln in lines if not _LOCATION_ONLY.match(ln)][:3]
-    text = " ".join(meaningful)[:limit]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass

@@ -19,9 +19,10 @@ import sys
 from pathlib import Path
 
 from .entry import configure_logging
+from .errors import first_line
 from .io import atomic_path
 from .isolation import started
-from .records import HARD_ERRORS, first_line
+from .records import HARD_ERRORS
 
 
 def main(job_path: str, result_path: str) -> None:

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable, ConfigError
+from ..errors import BackendUnavailable, ConfigError, first_line
 from ..feeds import in_order
-from ..records import first_line
 from .base import Backend, Runner, installed_version
 from .cuda import CudaRunner
 from .onnxruntime import GRAPH_LEVELS, TENSORRT_QDQ, QdqOptions, quantize_qdq

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..errors import first_line
 from ..io import atomic_path, read_json, write_json
-from ..records import HARD_ERRORS, first_line
+from ..records import HARD_ERRORS
 from ..specs import static_batch
 from ..tasks import task_for
 

@@ -11,10 +11,11 @@ from typing import Any
 
 from ..backends import Backend, Runner
 from ..backends.registry import get_backend
+from ..errors import first_line
 from ..feeds import cycled, feed_count, first_shape, load_feeds
 from ..isolation import phase
 from ..placement import where
-from ..records import TimingRecord, VendorCheck, first_line
+from ..records import TimingRecord, VendorCheck
 from ..specs import ConfigKey, LimitSettings, TimingSettings
 from ..timing import measure, time_runner
 from .common import bind_backend, compile_failure, isolated_record, stage_limits
