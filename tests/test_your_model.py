@@ -291,8 +291,8 @@ def test_the_plan_skips_eager_backends_and_batches_a_fixed_graph_cannot_take(tmp
 
 
 def test_the_baseline_is_eager_fp32_else_onnx_runtime_fp32_on_the_dynamic_graph():
+    from deploybench.plan import choose_baseline
     from deploybench.specs import ConfigKey
-    from deploybench.stages.compare import choose_baseline
 
     def keys(*configs):
         return [ConfigKey("m", *c) for c in configs]

@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 import pandas as pd  # noqa: E402
+from deploybench.specs import names_configuration  # noqa: E402
 from deploybench.stages.decide import ACCEPTABLE_PARITY, recommend  # noqa: E402
 from deploybench.stats import paired_ratio  # noqa: E402
 
@@ -48,7 +49,12 @@ def load(folder: Path) -> dict:
 def own_job_speedups(summary: pd.DataFrame) -> pd.Series:
     """Speedup over the baseline from each configuration's own timing job (the old way)."""
     ok = summary[summary.status == "ok"]
-    is_base = (ok.backend + " " + ok.precision) == ok.cmp_baseline
+    is_base = [
+        isinstance(base, str) and names_configuration(base, backend, precision, shape)
+        for base, backend, precision, shape in zip(
+            ok.cmp_baseline, ok.backend, ok.precision, ok.shape, strict=True
+        )
+    ]
     base = ok[is_base][["model", "batch", "median_ms"]]
     merged = ok.merge(base, on=["model", "batch"], suffixes=("", "_base"))
     return merged.set_index(KEYS).median_ms_base / merged.set_index(KEYS).median_ms
@@ -91,8 +97,7 @@ def half_speedup_ratios(rep: dict) -> pd.Series:
         table = group.pivot_table(
             index="round", columns=["backend", "precision", "shape"], values="median_ms"
         )
-        base_backend, base_precision = baseline.split()
-        base_column = next(c for c in table.columns if c[:2] == (base_backend, base_precision))
+        base_column = next(c for c in table.columns if names_configuration(baseline, *c))
         half = len(table) // 2
         for column in table.columns:
             if column == base_column:

@@ -18,7 +18,15 @@ from .backends.registry import baseline_backend, device_of, get_backend, onnx_re
 from .hardware import HostFacts
 from .records import SkipRecord
 from .settings import Settings
-from .specs import ConfigKey, ModelSpec, batches_for, shape_kind, shape_names, static_batch
+from .specs import (
+    ConfigKey,
+    ModelSpec,
+    batches_for,
+    names_configuration,
+    shape_kind,
+    shape_names,
+    static_batch,
+)
 from .tasks import task_for
 from .tasks.onnx_file import fixed_batch
 
@@ -177,18 +185,24 @@ def matches(pattern: Mapping[str, Any], row: Combination) -> bool:
     return all(values[key] == value for key, value in pattern.items())
 
 
-def is_baseline(row: Combination, spec: ModelSpec) -> bool:
-    """The configuration a comparison divides by: the device's eager fp32, or for an ONNX
-    file ONNX Runtime fp32 on the dynamic graph (the static one where the file fixes the
-    batch); see ``stages.compare.choose_baseline``."""
-    if row.precision != "fp32":
-        return False
-    device = device_of(row.backend)
-    if spec.has_torch_model:
-        return row.backend == baseline_backend(device)
-    fixed = fixed_batch(spec)
-    wanted = "dynamic" if fixed is None else f"static_b{fixed}"
-    return row.backend == onnx_reference_backend(device) and row.shape == wanted
+#: The precision every baseline runs at.
+BASELINE_PRECISION = "fp32"
+
+
+def choose_baseline(keys: list[ConfigKey], device: str) -> str:
+    """What every speedup is over: the device's eager fp32 ("pytorch fp32"); where that is not
+    compared (a model that is an ONNX file has none), ONNX Runtime fp32 on the dynamic graph,
+    else on the one static graph ("onnxruntime fp32 dynamic")."""
+    eager = baseline_backend(device)
+    if any(k.backend == eager for k in keys):
+        return f"{eager} {BASELINE_PRECISION}"
+    graph = onnx_reference_backend(device)
+    shapes = sorted(
+        (k.shape != "dynamic", k.shape)
+        for k in keys
+        if (k.backend, k.precision) == (graph, BASELINE_PRECISION)
+    )
+    return f"{graph} {BASELINE_PRECISION} {shapes[0][1] if shapes else 'dynamic'}"
 
 
 def _selected(rows: list[Combination], settings: Settings) -> list[Combination]:
@@ -200,14 +214,25 @@ def _selected(rows: list[Combination], settings: Settings) -> list[Combination]:
         if (settings.configurations is None or any(matches(p, r) for p in settings.configurations))
         and not any(matches(p, r) for p in settings.exclude)
     ]
+    # each comparison's baseline as the comparison itself will choose it, from what is planned
+    groups: dict[tuple, list[Combination]] = {}
+    for r in rows:
+        if r.planned:
+            groups.setdefault((r.model, r.batch, device_of(r.backend)), []).append(r)
     compared = {(r.model, r.batch, device_of(r.backend)) for r in chosen}
+    baselines = {
+        group: choose_baseline([r.key for r in members], group[2])
+        for group, members in groups.items()
+        if group in compared
+    }
     kept = set(chosen)
     return [
         r
         for r in rows
         if r in kept
         or (
-            (r.model, r.batch, device_of(r.backend)) in compared
-            and is_baseline(r, settings.models[r.model])
+            r.planned
+            and (base := baselines.get((r.model, r.batch, device_of(r.backend)))) is not None
+            and names_configuration(base, r.backend, r.precision, r.shape)
         )
     ]

@@ -316,6 +316,13 @@ def shape_kind(shape: str) -> str:
     return "dynamic" if shape == "dynamic" else "static"
 
 
+def names_configuration(baseline: str, backend: str, precision: str, shape: str) -> bool:
+    """Whether a comparison's baseline ("pytorch fp32", or with its graph "onnxruntime fp32
+    dynamic") is this configuration."""
+    parts = baseline.split()
+    return [backend, precision, shape][: len(parts)] == parts
+
+
 def static_batch(shape: str) -> int | None:
     return None if shape == "dynamic" else int(shape.removeprefix("static_b"))
 

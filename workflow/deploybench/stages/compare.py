@@ -22,18 +22,24 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import Backend, baseline_backend, onnx_reference_backend
+from ..backends import Backend
 from ..feeds import cycled, load_feeds
 from ..isolation import CallFailed, ChildDied, Worker, phase
 from ..placement import where
+from ..plan import choose_baseline
 from ..records import ComparedConfig, ComparisonRecord, Status
-from ..specs import ComparisonSettings, ConfigKey, LimitSettings, TimingSettings
+from ..specs import (
+    ComparisonSettings,
+    ConfigKey,
+    LimitSettings,
+    TimingSettings,
+    names_configuration,
+)
 from ..stats import paired_ratio
 from ..timing import measure
 from .common import bind_backend, compile_failure, job_log_path, stage_limits
 
 log = logging.getLogger("deploybench")
-BASELINE_PRECISION = "fp32"
 
 
 class BurstServer:
@@ -235,25 +241,8 @@ def _run_rounds(
         log.info("round %d/%d done", number + 1, rounds)
 
 
-def choose_baseline(keys: list[ConfigKey], device: str) -> str:
-    """What every speedup is over: the device's eager fp32 ("pytorch fp32"); where that is not
-    compared (a model that is an ONNX file has none), ONNX Runtime fp32 on the dynamic graph,
-    else on the one static graph ("onnxruntime fp32 dynamic")."""
-    eager = baseline_backend(device)
-    if any(k.backend == eager for k in keys):
-        return f"{eager} {BASELINE_PRECISION}"
-    graph = onnx_reference_backend(device)
-    shapes = sorted(
-        (k.shape != "dynamic", k.shape)
-        for k in keys
-        if (k.backend, k.precision) == (graph, BASELINE_PRECISION)
-    )
-    return f"{graph} {BASELINE_PRECISION} {shapes[0][1] if shapes else 'dynamic'}"
-
-
 def _is_baseline(contender: _Contender, baseline: str) -> bool:
-    parts = baseline.split()
-    return list(contender.entry.key[: len(parts)]) == parts
+    return names_configuration(baseline, *contender.entry.key)
 
 
 def _round_medians(entry: ComparedConfig) -> np.ndarray:
@@ -262,12 +251,11 @@ def _round_medians(entry: ComparedConfig) -> np.ndarray:
 
 def _add_speedups(entries: list[ComparedConfig], baseline: str) -> str:
     """Each configuration's median of round medians and paired speedup over the baseline."""
-    parts = baseline.split()
     base = next(
         (
             e
             for e in entries
-            if list(e.key[: len(parts)]) == parts and e.status is Status.OK and e.rounds
+            if names_configuration(baseline, *e.key) and e.status is Status.OK and e.rounds
         ),
         None,
     )
