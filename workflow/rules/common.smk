@@ -126,7 +126,7 @@ def evaluation_sources(wildcards):
     """What the evaluation samples come from: the whole model for a part, the imported graph
     for an ONNX file, and the user's labelled images and their labels where given."""
     return {
-        **whole_model_of_part(wildcards),
+        **model_the_samples_come_through(wildcards),
         **EVALUATION_FILES.get(wildcards.model, {}),
     }
 
@@ -135,10 +135,13 @@ def calibration_sources(wildcards):
     """What int8 calibration draws from: the whole model for a part, and the user's image
     folder where the model names one (adding or removing images reruns it)."""
     folder = CALIBRATION_FOLDERS.get(wildcards.model)
-    return {**whole_model_of_part(wildcards), **({"images": folder} if folder else {})}
+    return {
+        **model_the_samples_come_through(wildcards),
+        **({"images": folder} if folder else {}),
+    }
 
 
-def whole_model_of_part(wildcards):
+def model_the_samples_come_through(wildcards):
     """A deployed part's inputs are captured from the whole model: its weights. An ONNX file's
     data is named after its graph's inputs: the imported graph, checked. Else nothing.
     """

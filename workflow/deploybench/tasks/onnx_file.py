@@ -155,12 +155,6 @@ class OnnxFile(Task):
     ) -> TaskParity | None:
         return self.family.parity_measures(spec, references, candidates)
 
-    def deployable(self, model, spec: ModelSpec):
-        raise ConfigError(f"models.{spec.name} is an ONNX file: there is no PyTorch model")
-
-    def export_onnx(self, *args, **kwargs):
-        raise ConfigError("an ONNX file is imported as it is, not exported")
-
 
 def fixed_batch(spec: ModelSpec) -> int | None:
     """The batch an ONNX file's graph fixes, or None (free, or not an ONNX file)."""
