@@ -159,3 +159,28 @@ def test_evaluation_images_are_for_classification_and_labels_need_them(tmp_path)
     image = {"source": "torchvision", "architecture": "resnet18", "labels": "labels.txt"}
     with pytest.raises(ConfigError, match="labels names the classes of evaluation_images"):
         parse_config(validated({"models": {"m": image}}))
+
+
+def test_the_data_jobs_get_your_folders_as_inputs_checked_when_the_dag_is_built(tmp_path):
+    from deploybench.inputs import data_files
+    from helpers import labelled_photos
+
+    folder, _ = labelled_photos(tmp_path / "photos")
+    spec = model_spec(
+        "m",
+        source="torchvision",
+        architecture="resnet18",
+        evaluation_images=str(folder),
+        calibration_images=str(folder),
+    )
+    assert data_files(spec) == ({"images": str(folder)}, {"images": str(folder)})
+    assert data_files(model_spec("m", source="torchvision", architecture="resnet18")) == ({}, {})
+    (tmp_path / "empty").mkdir()
+    empty = model_spec(
+        "m",
+        source="torchvision",
+        architecture="resnet18",
+        calibration_images=str(tmp_path / "empty"),
+    )
+    with pytest.raises(InputFileError, match="holds no images"):
+        data_files(empty)

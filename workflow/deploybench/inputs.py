@@ -178,6 +178,22 @@ def labelled_images(folder: str | Path, labels: str | Path | None) -> tuple[list
     return files, targets
 
 
+def data_files(spec: ModelSpec) -> tuple[dict[str, str], dict[str, str]]:
+    """The user's files a model's evaluation and its calibration draw from, as named inputs
+    of those two jobs (new files rerun them); each folder checked, one line where it does
+    not fit."""
+    evaluation, calibration = {}, {}
+    if spec.evaluation_images is not None:
+        labelled_images(spec.evaluation_images, spec.labels)
+        evaluation["images"] = spec.evaluation_images
+        if spec.labels is not None:
+            evaluation["labels"] = spec.labels
+    if spec.calibration_images is not None:
+        image_files(spec.calibration_images)
+        calibration["images"] = spec.calibration_images
+    return evaluation, calibration
+
+
 def labelled_evaluation(spec: ModelSpec) -> tuple[np.ndarray, list[str], np.ndarray]:
     """The user's labelled images, preprocessed as for inference, their names and labels."""
     files, targets = labelled_images(spec.evaluation_images, spec.labels)

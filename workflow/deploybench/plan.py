@@ -125,6 +125,9 @@ def plan(settings: Settings, host: HostFacts) -> list[Combination]:
     rows: list[Combination] = []
     elsewhere = plans_for_other_hosts(settings)
     shapes = shape_names(settings.shapes, settings.batch_sizes)
+    # what each model's task and file say, read once (an ONNX file's graph header included)
+    dtypes = {model: _input_dtypes(spec) for model, spec in settings.models.items()}
+    fixed_batches = {model: fixed_batch(spec) for model, spec in settings.models.items()}
     for backend_name in settings.backends:
         backend = get_backend(backend_name)
         # `shapes` describes ONNX graphs; an eager model takes any batch, always.
@@ -133,12 +136,8 @@ def plan(settings: Settings, host: HostFacts) -> list[Combination]:
             reason = _why_not(backend_name, precision, host, elsewhere)
             for model, spec in settings.models.items():
                 # an ONNX file has no eager model, whether or not torch is installed
-                fed = (
-                    _source_reason(spec, backend)
-                    or reason
-                    or backend.dtype_reason(_input_dtypes(spec))
-                )
-                fixed = fixed_batch(spec)
+                fed = _source_reason(spec, backend) or reason or backend.dtype_reason(dtypes[model])
+                fixed = fixed_batches[model]
                 # Shapes the backend does not take still show up, as skipped with its reason.
                 for shape in offered:
                     taken = backend.source != "onnx" or shape_kind(shape) in backend.shapes

@@ -16,7 +16,7 @@ from deploybench.backends import get_backend
 from deploybench.backends.registry import device_of
 from deploybench.errors import ConfigError
 from deploybench.gpu import compute_capability, gpu_facts, gpu_present
-from deploybench.inputs import image_files, labelled_images
+from deploybench.inputs import data_files
 from deploybench.models import model_source_files
 from deploybench.placement import slurm_unreachable
 from deploybench.plan import plan, selection_note
@@ -38,21 +38,10 @@ HOST = hardware.HostFacts(
 )
 # checked here, so a missing checkpoint or factory is one line before any job runs
 MODEL_FILES = {name: model_source_files(spec) for name, spec in SETTINGS.models.items()}
-EVALUATION_FILES = {
-    name: {
-        "images": spec.evaluation_images,
-        **({"labels": spec.labels} if spec.labels else {}),
-    }
-    for name, spec in SETTINGS.models.items()
-    # the layout and the labels are checked here: one line before any job runs
-    if spec.evaluation_images is not None
-    and labelled_images(spec.evaluation_images, spec.labels)
-}
-CALIBRATION_FOLDERS = {
-    name: spec.calibration_images
-    for name, spec in SETTINGS.models.items()
-    if spec.calibration_images is not None and image_files(spec.calibration_images)
-}
+# the user's image folders, checked here: one line before any job runs
+EVALUATION_FILES, CALIBRATION_FILES = {}, {}
+for _name, _spec in SETTINGS.models.items():
+    EVALUATION_FILES[_name], CALIBRATION_FILES[_name] = data_files(_spec)
 # An ONNX file is imported, not fetched and exported: each rule takes only its models.
 TORCH_MODELS = [name for name, spec in SETTINGS.models.items() if spec.has_torch_model]
 ONNX_MODELS = [
@@ -127,17 +116,16 @@ def evaluation_sources(wildcards):
     for an ONNX file, and the user's labelled images and their labels where given."""
     return {
         **model_the_samples_come_through(wildcards),
-        **EVALUATION_FILES.get(wildcards.model, {}),
+        **EVALUATION_FILES[wildcards.model],
     }
 
 
 def calibration_sources(wildcards):
     """What int8 calibration draws from: the whole model for a part, and the user's image
     folder where the model names one (adding or removing images reruns it)."""
-    folder = CALIBRATION_FOLDERS.get(wildcards.model)
     return {
         **model_the_samples_come_through(wildcards),
-        **({"images": folder} if folder else {}),
+        **CALIBRATION_FILES[wildcards.model],
     }
 
 
