@@ -69,13 +69,20 @@ def _built(builder, options: dict[str, Any], **weights):
         raise ConfigError(f"builder_options {options}: {exc}") from exc
 
 
+def _import_from_the_working_directory() -> None:
+    """Jobs run in the working directory: a package there is the user's own code."""
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def find_factory(reference: str) -> tuple[Callable[..., Any], Path | None]:
     """The function ``package.module:function`` (importable from the working directory) or
     ``path/to/file.py:function`` names, and the file that defines it."""
     import importlib
     import importlib.util
-    import os
-    import sys
 
     where, _, name = reference.rpartition(":")
     hint = "give package.module:function or path/to/file.py:function"
@@ -88,9 +95,7 @@ def find_factory(reference: str) -> tuple[Callable[..., Any], Path | None]:
             module = importlib.util.module_from_spec(module_spec)
             module_spec.loader.exec_module(module)
         else:
-            # jobs run in the working directory; a package there is the user's own code
-            if os.getcwd() not in sys.path:
-                sys.path.insert(0, os.getcwd())
+            _import_from_the_working_directory()
             module = importlib.import_module(where)
     except ConfigError:
         raise
@@ -109,8 +114,6 @@ def model_source_files(spec: ModelSpec) -> dict[str, str]:
     """The files a model is built from, as inputs of the DAG: replacing a checkpoint, or
     editing the factory's module, reruns the model's chain. Checked when the DAG is built."""
     import importlib.util
-    import os
-    import sys
 
     files = {}
     if spec.onnx is not None:
@@ -131,8 +134,7 @@ def model_source_files(spec: ModelSpec) -> dict[str, str]:
         if where.endswith(".py"):
             origin = where
         else:
-            if os.getcwd() not in sys.path:  # as in the jobs (find_factory)
-                sys.path.insert(0, os.getcwd())
+            _import_from_the_working_directory()
             try:
                 found = importlib.util.find_spec(where)
             except Exception:  # a parent package that fails to import: the job says how

@@ -142,7 +142,10 @@ def input_batch(path: str | Path) -> int | None:
 
 
 def _batch_of(model: onnx.ModelProto) -> int | None:
-    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    # an older graph lists its weights among its inputs too: the first fed one counts
+    weights = {tensor.name for tensor in model.graph.initializer}
+    first = next(i for i in model.graph.input if i.name not in weights)
+    dim = first.type.tensor_type.shape.dim[0]
     return dim.dim_value if dim.HasField("dim_value") else None
 
 

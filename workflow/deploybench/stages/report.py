@@ -552,6 +552,7 @@ def render_report(
         )
 
     families = group_by_family(models)
+    parity_rows = parity_table_rows(summary)
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("deploybench", "templates"),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
@@ -568,10 +569,8 @@ def render_report(
         vendor_tools=_vendor_tools(summary),
         identity_columns=IDENTITY_COLUMNS,
         baselines=sorted(summary.cmp_baseline.dropna().unique()),
-        parity_rows=parity_table_rows(summary),
-        accuracy_rows=[
-            r for r in parity_table_rows(summary) if not missing(r.get("parity_accuracy_images"))
-        ],
+        parity_rows=parity_rows,
+        accuracy_rows=[r for r in parity_rows if not missing(r.get("parity_accuracy_images"))],
         problems=problem_rows(summary),
         onnx_facts=onnx_facts,
         tunings=tunings,
