@@ -47,12 +47,18 @@ def test_a_factory_by_module_name_is_imported_from_the_working_directory(tmp_pat
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "models.py").write_text(FACTORY_FILE.read_text())
+    import sys
+
     monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))  # undone after the test, like sys.modules below
-    monkeypatch.setattr("sys.modules", dict(__import__("sys").modules))
+    # the library puts the working directory on the path itself; this copy is restored after
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     spec = model_spec("mine", source="python", factory="my_pkg.models:build", input_size=32)
-    assert model_source_files(spec) == {"factory": str(package / "models.py")}
-    facts = fetch(spec, tmp_path / "out")
+    try:
+        assert model_source_files(spec) == {"factory": str(package / "models.py")}
+        facts = fetch(spec, tmp_path / "out")
+    finally:
+        for name in [m for m in sys.modules if m == "my_pkg" or m.startswith("my_pkg.")]:
+            del sys.modules[name]
     assert facts["parameters"] > 0
 
 
